@@ -1,0 +1,272 @@
+"""`doorstation` command line: run the station, manage users, and talk to a running supervisor."""
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from daemon.control.client import ControlClient, ControlError
+from daemon.faults import VapixFault
+
+DEFAULT_STATE_DIR = "/var/lib/doorstation"
+DEFAULT_HTTP = "127.0.0.1:8080"
+
+
+def state_dir_of(args) -> Path:
+    return Path(args.state_dir or os.environ.get("DOORSTATION_STATE_DIR") or DEFAULT_STATE_DIR).resolve()
+
+
+def control_client(state: Path, timeout: float = 10.0) -> ControlClient:
+    from daemon.supervisor import control_socket_path
+    return ControlClient(str(control_socket_path(state)), timeout=timeout)
+
+
+def supervisor_running(state: Path) -> bool:
+    try:
+        control_client(state, timeout=2.0).request("ping")
+        return True
+    except VapixFault:
+        return False
+
+
+# --------------------------------------------------------------------------------------------- run
+def parse_hostport(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def gunicorn_command(http: str, workers: int, threads: int) -> list[str]:
+    # One process, threads for concurrency: Digest nonce-count tracking lives in the worker's
+    # memory, and a door station never needs more than one CPU for its API.
+    return [sys.executable, "-m", "gunicorn", "--bind", http, "--workers", str(workers),
+            "--threads", str(threads), "--worker-class", "gthread", "--graceful-timeout", "5",
+            "--timeout", "60", "--log-level", "warning", "daemon.api.app:get_app()"]
+
+
+def wait_until(predicate, timeout: float, processes: list[subprocess.Popen]) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p.poll() is not None for p in processes):
+            return False
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def port_open(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def stop_process(proc: subprocess.Popen, grace: float) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def cmd_run(args) -> int:
+    from daemon import users
+    from daemon.store import Store
+    state = state_dir_of(args)
+    state.mkdir(parents=True, exist_ok=True)
+    host, port = args.http
+    store = Store.open(state)
+    try:
+        password = users.ensure_initial_admin(store)
+    finally:
+        store.close()
+    if password:
+        print(f"Created user 'admin' with password: {password}")
+        print("  (shown only this once; change it with: doorstation user add admin --role admin "
+              "--password-stdin --replace)", flush=True)
+
+    env = {**os.environ, "DOORSTATION_STATE_DIR": str(state)}
+    stop = {"signal": None}
+
+    def on_signal(signum, _frame):
+        stop["signal"] = signum
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    sup_cmd = [sys.executable, "-m", "daemon.supervisor", "--state-dir", str(state)]
+    if args.sip_port is not None:
+        sup_cmd += ["--sip-port", str(args.sip_port)]
+    supervisor = subprocess.Popen(sup_cmd, env=env)
+    api = None
+    try:
+        if not wait_until(lambda: supervisor_running(state), 30, [supervisor]):
+            print("doorstation: the supervisor did not start (see its messages above)", file=sys.stderr)
+            return 1
+        api = subprocess.Popen(gunicorn_command(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
+                                                args.workers, args.threads), env=env)
+        if not wait_until(lambda: port_open(host, port), 30, [supervisor, api]):
+            print(f"doorstation: the API did not start on {host}:{port}", file=sys.stderr)
+            return 1
+        shown = f"[{host}]" if ":" in host else host
+        print(f"doorstation running: http://{shown}:{port}/vapix/call (state {state}); Ctrl-C stops",
+              flush=True)
+        while stop["signal"] is None:
+            if supervisor.poll() is not None or api.poll() is not None:
+                print("doorstation: a process exited unexpectedly; stopping", file=sys.stderr)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        if api is not None:
+            stop_process(api, 10)
+        stop_process(supervisor, 20)
+
+
+def cmd_supervisor(args) -> int:
+    from daemon.supervisor import main as supervisor_main
+    argv = ["--state-dir", str(state_dir_of(args))]
+    if args.sip_port is not None:
+        argv += ["--sip-port", str(args.sip_port)]
+    return supervisor_main(argv)
+
+
+def cmd_api(args) -> int:
+    """Run only the HTTP API in the foreground (the systemd unit uses this)."""
+    os.environ["DOORSTATION_STATE_DIR"] = str(state_dir_of(args))
+    host, port = args.http
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    os.execv(sys.executable, gunicorn_command(bind, args.workers, args.threads))
+
+
+# --------------------------------------------------------------------------------------------- users
+def read_password(args) -> str:
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        return line.rstrip("\r\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise SystemExit("doorstation: passwords differ")
+    return first
+
+
+def with_writer(state: Path, control_command: str, control_args: dict, direct):
+    """Writes go through the supervisor when it runs (it is the single writer); otherwise this
+    process is the only one with the store open and writes directly."""
+    if supervisor_running(state):
+        return control_client(state).request(control_command, control_args)
+    from daemon.store import Store
+    store = Store.open(state)
+    try:
+        return direct(store)
+    finally:
+        store.close()
+
+
+def cmd_user(args) -> int:
+    from daemon import users
+    state = state_dir_of(args)
+    try:
+        if args.user_command == "add":
+            password = read_password(args)
+            with_writer(state, "user.add", {"name": args.name, "role": args.role, "password": password,
+                                            "replace": args.replace},
+                        lambda s: users.add_user(s, args.name, args.role, password, replace=args.replace))
+            print(f"user {args.name} ({args.role}) saved")
+        elif args.user_command == "remove":
+            with_writer(state, "user.remove", {"name": args.name}, lambda s: users.remove_user(s, args.name))
+            print(f"user {args.name} removed")
+        else:
+            rows = with_writer(state, "user.list", {}, users.list_users)
+            for row in rows:
+                print(f"{row['name']}\t{row['role']}")
+        return 0
+    except (users.UserError, ControlError) as e:
+        print(f"doorstation: {e}", file=sys.stderr)
+        return 1
+
+
+# --------------------------------------------------------------------------------------------- station
+def cmd_station(command: str, args_for_control: dict):
+    def run(args) -> int:
+        state = state_dir_of(args)
+        try:
+            data = control_client(state).request(command, args_for_control)
+        except VapixFault as fault:
+            print(f"doorstation: {fault.reason}", file=sys.stderr)
+            return 1
+        except ControlError as e:
+            print(f"doorstation: {e}", file=sys.stderr)
+            return 1
+        print(json.dumps(data, indent=2))
+        return 0
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="doorstation", description=__doc__)
+    parser.add_argument("--state-dir", help=f"state directory (default $DOORSTATION_STATE_DIR or {DEFAULT_STATE_DIR})")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_state(p):
+        p.add_argument("--state-dir", default=argparse.SUPPRESS, help="state directory")
+        return p
+
+    run = with_state(sub.add_parser("run", help="run supervisor + API in the foreground"))
+    run.add_argument("--http", type=parse_hostport, default=parse_hostport(DEFAULT_HTTP))
+    run.add_argument("--sip-port", type=int)
+    run.add_argument("--workers", type=int, default=1)
+    run.add_argument("--threads", type=int, default=8)
+    run.set_defaults(func=cmd_run)
+
+    sup = with_state(sub.add_parser("supervisor", help="run only the supervisor (systemd unit)"))
+    sup.add_argument("--sip-port", type=int)
+    sup.set_defaults(func=cmd_supervisor)
+
+    api = with_state(sub.add_parser("api", help="run only the HTTP API (systemd unit)"))
+    api.add_argument("--http", type=parse_hostport, default=parse_hostport(DEFAULT_HTTP))
+    api.add_argument("--workers", type=int, default=1)
+    api.add_argument("--threads", type=int, default=8)
+    api.set_defaults(func=cmd_api)
+
+    user = with_state(sub.add_parser("user", help="manage API users"))
+    usub = user.add_subparsers(dest="user_command", required=True)
+    add = with_state(usub.add_parser("add"))
+    add.add_argument("name")
+    add.add_argument("--role", choices=["admin", "operator", "viewer"], required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--replace", action="store_true", help="change an existing user's password/role")
+    rm = with_state(usub.add_parser("remove"))
+    rm.add_argument("name")
+    with_state(usub.add_parser("list"))
+    user.set_defaults(func=cmd_user)
+
+    press = with_state(sub.add_parser("press", help="press the call button (simulated)"))
+    press.set_defaults(func=cmd_station("press", {}))
+    status = with_state(sub.add_parser("status", help="SIP registration, call state, relay, LED"))
+    status.set_defaults(func=cmd_station("status", {}))
+    door = with_state(sub.add_parser("door", help="door lock"))
+    dsub = door.add_subparsers(dest="door_command", required=True)
+    with_state(dsub.add_parser("open", help="pulse the door relay"))
+    door.set_defaults(func=cmd_station("door.open", {"user": os.environ.get("SUDO_USER") or getpass.getuser()}))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

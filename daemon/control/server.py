@@ -1,0 +1,89 @@
+"""Supervisor-side control socket server (asyncio, runs on the supervisor's loop thread).
+
+Handlers are registered by name; a handler takes the request's args and returns the reply data,
+or a coroutine for requests that wait (the events long-poll). Handlers run on the loop thread,
+which is what makes the supervisor the single writer of the store.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+from typing import Any, Awaitable, Callable
+
+from daemon.control import protocol
+from daemon.faults import VapixFault
+
+Handler = Callable[[dict], Any | Awaitable[Any]]
+
+
+class ControlServer:
+    def __init__(self, socket_path: str, handlers: dict[str, Handler], log: logging.Logger):
+        self.socket_path = str(socket_path)
+        self.handlers = handlers
+        self.log = log
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self) -> None:
+        directory = os.path.dirname(self.socket_path)
+        os.makedirs(directory, mode=0o750, exist_ok=True)
+        try:
+            os.unlink(self.socket_path)  # left over from a killed supervisor
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o117)
+        try:
+            self._server = await asyncio.start_unix_server(self._serve, path=self.socket_path,
+                                                           limit=protocol.MAX_MESSAGE + 16)
+        finally:
+            os.umask(old_umask)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                try:
+                    header = await reader.readexactly(protocol.HEADER.size)
+                    body = await reader.readexactly(protocol.frame_length(header))
+                    message = protocol.decode(body)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    return
+                except protocol.ProtocolError as e:
+                    self.log.warning("control: dropping client: %s", e)
+                    return
+                reply = await self._dispatch(message)
+                writer.write(protocol.encode(reply))
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _dispatch(self, message: dict) -> dict:
+        request_id = message.get("id")
+        command = message.get("command")
+        args = message.get("args") or {}
+        handler = self.handlers.get(command) if isinstance(command, str) else None
+        if handler is None or not isinstance(args, dict):
+            return {"id": request_id, "ok": False,
+                    "error": {"kind": "error", "message": f"unknown control command {command!r}"}}
+        try:
+            result = handler(args)
+            if inspect.isawaitable(result):
+                result = await result
+            return {"id": request_id, "ok": True, "data": result}
+        except VapixFault as fault:
+            return {"id": request_id, "ok": False, "error": {"kind": "fault", "fault": fault.to_wire()}}
+        except Exception as e:  # a bug: report it, keep serving
+            self.log.exception("control: %s failed", command)
+            return {"id": request_id, "ok": False,
+                    "error": {"kind": "error", "message": f"{type(e).__name__}: {e}"}}
