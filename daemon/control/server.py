@@ -24,6 +24,7 @@ class ControlServer:
         self.handlers = handlers
         self.log = log
         self._server: asyncio.base_events.Server | None = None
+        self._clients: set[asyncio.Task] = set()
 
     async def start(self) -> None:
         directory = os.path.dirname(self.socket_path)
@@ -42,6 +43,10 @@ class ControlServer:
     async def stop(self) -> None:
         if self._server is not None:
             self._server.close()
+            for task in list(self._clients):
+                task.cancel()
+            if self._clients:
+                await asyncio.wait(list(self._clients), timeout=2)
             await self._server.wait_closed()
         try:
             os.unlink(self.socket_path)
@@ -49,6 +54,8 @@ class ControlServer:
             pass
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._clients.add(task)
         try:
             while True:
                 try:
@@ -66,6 +73,7 @@ class ControlServer:
         except (ConnectionError, asyncio.CancelledError):
             pass
         finally:
+            self._clients.discard(task)
             writer.close()
 
     async def _dispatch(self, message: dict) -> dict:

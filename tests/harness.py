@@ -1,0 +1,142 @@
+"""Starts a real `doorstation run` (supervisor + gunicorn) on loopback ports with a fresh state
+directory, for the integration tests and the benchmarks."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import requests
+from requests.auth import HTTPDigestAuth
+
+REPO = Path(__file__).resolve().parent.parent
+ADMIN = ("admin", "admin-secret-1")
+OPERATOR = ("oper", "oper-secret-1")
+VIEWER = ("viewer", "viewer-secret-1")
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_sip_port() -> int:
+    """A port free for both UDP and TCP (pjsua2 binds both)."""
+    for _ in range(50):
+        port = free_port(socket.SOCK_DGRAM)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free SIP port")
+
+
+def doorstation(*args: str, state_dir: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--state-dir", str(state_dir)],
+                          input=input, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+class Station:
+    """One running `doorstation run`. Use as a context manager."""
+
+    def __init__(self, state_dir: Path, http_port: int | None = None, sip_port: int | None = None,
+                 extra_env: dict | None = None):
+        self.state_dir = Path(state_dir)
+        self.http_port = http_port or free_port()
+        self.sip_port = sip_port or free_sip_port()
+        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.extra_env = extra_env or {}
+        self.proc: subprocess.Popen | None = None
+        self.output: list[str] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def add_users(self) -> None:
+        for (name, password), role in ((ADMIN, "admin"), (OPERATOR, "operator"), (VIEWER, "viewer")):
+            done = doorstation("user", "add", name, "--role", role, "--password-stdin", "--replace",
+                               state_dir=self.state_dir, input=password + "\n")
+            assert done.returncode == 0, done.stderr
+
+    def start(self, timeout: float = 60) -> "Station":
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.state_dir / "doorstation.sqlite3").exists():
+            self.add_users()
+        env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemon.cli", "run", "--state-dir", str(self.state_dir),
+             "--http", f"127.0.0.1:{self.http_port}", "--sip-port", str(self.sip_port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
+            start_new_session=True)
+        ready = threading.Event()
+
+        def pump() -> None:
+            for line in self.proc.stdout:
+                self.output.append(line)
+                if "doorstation running" in line:
+                    ready.set()
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not ready.is_set():
+            if self.proc.poll() is not None:
+                break
+            ready.wait(0.1)
+        if not ready.is_set():
+            self.kill()
+            raise RuntimeError("doorstation did not start:\n" + "".join(self.output[-60:]))
+        return self
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        """kill -9 the whole process group: `doorstation run`, the supervisor and gunicorn."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(10)
+
+    def __enter__(self) -> "Station":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # -- requests ---------------------------------------------------------------------------
+    def session(self, user: tuple[str, str] = ADMIN) -> requests.Session:
+        s = requests.Session()
+        s.auth = HTTPDigestAuth(*user)
+        return s
+
+    def call(self, command: str, params: dict | None = None, user: tuple[str, str] = ADMIN,
+             session: requests.Session | None = None) -> requests.Response:
+        s = session or self.session(user)
+        return s.post(f"{self.url}/vapix/call", json={f"axcall:{command}": params or {}}, timeout=30)
+
+    def ok(self, command: str, params: dict | None = None, **kw) -> dict:
+        r = self.call(command, params, **kw)
+        assert r.status_code == 200, f"{command}: HTTP {r.status_code} {r.text}"
+        return r.json()
+
+    def simple(self, query: str, user: tuple[str, str] = ADMIN, method: str = "GET") -> requests.Response:
+        s = self.session(user)
+        if method == "GET":
+            return s.get(f"{self.url}/vapix/call?{query}", timeout=30)
+        return s.post(f"{self.url}/vapix/call", data=query,
+                      headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
