@@ -108,6 +108,10 @@ def cmd_run(args) -> int:
     sup_cmd = [sys.executable, "-m", "daemon.supervisor", "--state-dir", str(state)]
     if args.sip_port is not None:
         sup_cmd += ["--sip-port", str(args.sip_port)]
+    # On a loopback HTTP address (development, tests) SIP stays on loopback too.
+    sip_bind = args.sip_bind if args.sip_bind is not None else (host if host in ("127.0.0.1", "::1", "localhost") else "")
+    if sip_bind:
+        sup_cmd += ["--sip-bind", "127.0.0.1" if sip_bind == "localhost" else sip_bind]
     supervisor = subprocess.Popen(sup_cmd, env=env)
     api = None
     try:
@@ -139,6 +143,8 @@ def cmd_supervisor(args) -> int:
     argv = ["--state-dir", str(state_dir_of(args))]
     if args.sip_port is not None:
         argv += ["--sip-port", str(args.sip_port)]
+    if args.sip_bind:
+        argv += ["--sip-bind", args.sip_bind]
     return supervisor_main(argv)
 
 
@@ -225,13 +231,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = with_state(sub.add_parser("run", help="run supervisor + API in the foreground"))
     run.add_argument("--http", type=parse_hostport, default=parse_hostport(DEFAULT_HTTP))
-    run.add_argument("--sip-port", type=int)
+    run.add_argument("--sip-port", type=int, help="SIP port (written into the stored SIPConfiguration)")
+    run.add_argument("--sip-bind", help="SIP bind address (default: loopback when --http is loopback, else all)")
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--threads", type=int, default=8)
     run.set_defaults(func=cmd_run)
 
     sup = with_state(sub.add_parser("supervisor", help="run only the supervisor (systemd unit)"))
     sup.add_argument("--sip-port", type=int)
+    sup.add_argument("--sip-bind")
     sup.set_defaults(func=cmd_supervisor)
 
     api = with_state(sub.add_parser("api", help="run only the HTTP API (systemd unit)"))

@@ -122,9 +122,11 @@ async def serve(state_dir: Path, options: dict, log: logging.Logger) -> int:
                                 events_appended=lambda: supervisor.events_appended())
         supervisor = Supervisor(store, runtime, control_socket_path(state_dir), log)
         await supervisor.server.start()
-        await loop.run_in_executor(None, runtime.start)
+        runtime.start()
     except RuntimeConfigError as e:
         log.error("configuration error: %s", e)
+        if supervisor is not None:
+            await supervisor.server.stop()
         if runtime is not None:
             runtime.stop()
         store.close()
@@ -162,12 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--sip-port", type=int, default=None,
                         help="override SIPPort from the stored SIP configuration")
+    parser.add_argument("--sip-bind", default=os.environ.get("DOORSTATION_SIP_BIND", ""),
+                        help="address the SIP transports bind to (default: all)")
     parser.add_argument("--log-level", default=os.environ.get("DOORSTATION_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s supervisor %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("doorstation")
-    options = {"sip_port": args.sip_port}
+    options = {"sip_port": args.sip_port, "sip_bind": args.sip_bind}
     return asyncio.run(serve(Path(args.state_dir).resolve(), options, log))
 
 

@@ -1,0 +1,265 @@
+"""The supervisor's live state: the SIP engine, VMS calls, call history, the event log, and the
+door (intercom). Implements daemon.commands.Runtime for the command handlers.
+
+Everything here runs on the supervisor's loop thread. The SIP engine calls `_on_engine_event` on
+its own thread; that only hands the event over with call_soon_threadsafe.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from daemon.events import CallEventSequencer, EventLog, dtmf_event
+from daemon.faults import action_failed, not_found
+from daemon.sip import calls as callmodel
+from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
+                              DtmfMatched, EngineError)
+from daemon.store import Store
+
+VMS_CALL = "VMS_CALL"
+EVENT_LOG_KEEP = 10000
+
+
+class RuntimeConfigError(Exception):
+    """The station cannot start with this configuration (message names what is wrong)."""
+
+
+class StationRuntime:
+    def __init__(self, store: Store, engine, loop: asyncio.AbstractEventLoop, log: logging.Logger,
+                 events_appended: Callable[[], None], sip_port: int | None = None,
+                 bind_address: str = "", intercom=None, clock: Callable[[], float] = time.time):
+        self.store = store
+        self.engine = engine
+        self.loop = loop
+        self.log = log
+        self.events_appended = events_appended
+        self.sip_port = sip_port
+        self.bind_address = bind_address
+        self.intercom = intercom
+        self.clock = clock
+        self.sequencer = CallEventSequencer()
+        self.history = callmodel.CallHistory()
+        self.vms_calls: dict[str, callmodel.CallRecord] = {}
+        self._vms_timers: dict[str, asyncio.TimerHandle] = {}
+        self._vms_counter = 0
+        self._codecs: list[dict] | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        from daemon.commands import accounts, sip_config
+        accounts.initialise(self.store)
+        if self.sip_port is not None:
+            self._store_sip_port(sip_config, self.sip_port)
+        for row in self.store.conn.execute("SELECT doc FROM calls ORDER BY started"):
+            self.history.add(callmodel.status_from_row(row[0]))
+        self.engine.start()
+        self._apply()
+        if self.intercom is not None:
+            self.intercom.start()
+        self._emit(self.sequencer.initial())
+
+    def stop(self) -> None:
+        for handle in self._vms_timers.values():
+            handle.cancel()
+        try:
+            self.engine.stop()
+        finally:
+            if self.intercom is not None:
+                self.intercom.stop()  # locks the door
+
+    def heartbeat_age(self) -> float:
+        return self.engine.heartbeat_age()
+
+    def _store_sip_port(self, sip_config, port: int) -> None:
+        """`--sip-port` is written into the stored configuration, so the API shows what is used."""
+        with self.store.transaction() as tx:
+            config = sip_config.load(tx)
+            if config.get("SIPPort") != port:
+                config["SIPPort"] = port
+                if config.get("SIPTLSPort") == port:
+                    config["SIPTLSPort"] = port + 1
+                tx.put_setting(sip_config.SETTING_KEY, config)
+
+    # -- configuration -----------------------------------------------------------------------
+    def engine_config(self):
+        from daemon.commands import accounts, codecs, sip_config
+        from daemon.sip.config import engine_config_from_vapix
+        return engine_config_from_vapix(
+            sip_config.load(self.store), accounts.stored_accounts(self.store),
+            dtmf_configurations=self.store.list_objects("dtmf_configuration"),
+            dtmf_triggers=self.store.list_objects("dtmf_trigger"),
+            dtmf_events=self.store.list_objects("dtmf_event"),
+            codecs=codecs.current_list(self.store, self),
+            bind_address=self.bind_address)
+
+    def _apply(self) -> None:
+        self.engine.apply(self.engine_config())
+
+    def config_changed(self, what: str) -> None:
+        if what == "vms":
+            return  # read when a VMS call starts
+        try:
+            self._apply()
+        except EngineError as e:
+            self.log.error("could not apply %s: %s", what, e)
+            raise action_failed(f"The configuration was saved but could not be applied: {e}") from e
+
+    def supported_codecs(self) -> list[dict]:
+        if self._codecs is None:
+            self._codecs = self.engine.supported_codecs()
+        return [dict(c) for c in self._codecs]
+
+    # -- calls -------------------------------------------------------------------------------
+    def call(self, account_id: str | None, to: str) -> str:
+        if to.strip().upper() == VMS_CALL:
+            return self._vms_call()
+        from daemon.commands import sip_config
+        if not sip_config.load(self.store).get("SIPEnabled"):
+            raise action_failed("SIP is disabled: enable it with SetSIPConfiguration first")
+        try:
+            return self.engine.make_call(account_id, to)
+        except EngineError as e:
+            raise action_failed(f"Failed to initiate the call: {e}") from e
+
+    def terminate_call(self, call_id: str) -> None:
+        if call_id in self.vms_calls:
+            self._vms_end(call_id, "Terminated")
+            return
+        try:
+            self.engine.hangup(call_id)
+        except CallNotFound:
+            raise not_found(f"There is no ongoing call with CallId {call_id}") from None
+        except EngineError as e:
+            raise action_failed(f"Failed to terminate the call: {e}") from e
+
+    def call_status(self, call_id: str) -> dict | None:
+        if call_id in self.vms_calls:
+            return self._vms_status(self.vms_calls[call_id])
+        status = self.engine.call_status(call_id)
+        return status if status is not None else self.history.get(call_id)
+
+    def call_statuses(self) -> list[dict]:
+        by_id = {s["CallId"]: s for s in self.history.all()}
+        for status in self.engine.call_statuses():
+            by_id[status["CallId"]] = status
+        for record in self.vms_calls.values():
+            by_id[record.call_id] = self._vms_status(record)
+        return sorted(by_id.values(), key=lambda s: s.get("StartTime", ""))
+
+    def account_status(self, account_id: str) -> dict | None:
+        return self.engine.account_status(account_id)
+
+    # -- VMS calls (simulated through the event system; no SIP) --------------------------------
+    def _vms_call(self) -> str:
+        from daemon.commands import vms
+        config = vms.load(self.store)
+        if not config.get("Enabled", True):
+            raise action_failed("VMS calls are disabled in the VMSCallConfiguration")
+        self._vms_counter += 1
+        call_id = callmodel.new_call_id("Outgoing", self._vms_counter, self.clock())
+        record = callmodel.CallRecord(call_id=call_id, direction="Outgoing", account_id="",
+                                      device_uri="", remote_uri=VMS_CALL, start_time=self.clock())
+        self.vms_calls[call_id] = record
+        self._call_transition(call_id, "Initiated", self._vms_status(record))
+        timeout = max(1, int(config.get("Timeout", 30)))
+        self._vms_timers[call_id] = self.loop.call_later(timeout, self._vms_end, call_id, "NoAnswer")
+        return call_id
+
+    def _vms_end(self, call_id: str, reason: str) -> None:
+        record = self.vms_calls.pop(call_id, None)
+        handle = self._vms_timers.pop(call_id, None)
+        if handle is not None:
+            handle.cancel()
+        if record is None:
+            return
+        record.state, record.reason, record.stop_time = callmodel.TERMINATED, reason, self.clock()
+        status = self._vms_status(record)
+        self._call_transition(call_id, reason, status)
+        self._call_finished(status)
+
+    @staticmethod
+    def _vms_status(record: callmodel.CallRecord) -> dict:
+        status = record.status()
+        status["CallType"] = "VMS"
+        status.pop("SIPAccountId", None)
+        return status
+
+    # -- engine events -----------------------------------------------------------------------
+    def on_engine_event(self, event) -> None:
+        """Called on the engine thread: hand over to the loop thread, nothing else."""
+        self.loop.call_soon_threadsafe(self._handle_engine_event, event)
+
+    def _handle_engine_event(self, event) -> None:
+        try:
+            if isinstance(event, CallTransition):
+                self._call_transition(event.call_id, event.reason, event.status)
+            elif isinstance(event, CallFinished):
+                self._call_finished(event.status)
+            elif isinstance(event, DtmfMatched):
+                self._emit([dtmf_event(event.call_id, event.event_id, event.event_name)])
+                if self.intercom is not None:
+                    self.intercom.on_dtmf(event.event_id, event.call_id)
+            elif isinstance(event, DtmfBlocked):
+                self.log.warning("call %s: %d wrong DTMF sequences, further DTMF ignored",
+                                 event.call_id, event.wrong_sequences)
+            elif isinstance(event, AccountStatusChanged):
+                self.log.info("account %s: %s %s", event.account_id, event.status.get("Status"),
+                              event.status.get("StatusText"))
+        except Exception:
+            self.log.exception("handling engine event %r failed", event)
+
+    def _call_transition(self, call_id: str, reason: str, status: dict) -> None:
+        self._emit(self.sequencer.transition(call_id, reason, status.get("RemoteURI", ""),
+                                             status.get("DeviceURI", "")))
+        if self.intercom is not None:
+            self.intercom.on_call_state(call_id, status.get("CallState", ""), reason)
+
+    def _call_finished(self, status: dict) -> None:
+        self.history.add(status)
+        with self.store.transaction() as tx:
+            tx.execute("INSERT OR REPLACE INTO calls (call_id, started, doc) VALUES (?, ?, ?)",
+                       callmodel.call_row(status))
+            tx.execute("DELETE FROM calls WHERE call_id NOT IN "
+                       "(SELECT call_id FROM calls ORDER BY started DESC LIMIT ?)", (callmodel.HISTORY_SIZE,))
+
+    def _emit(self, events: list) -> None:
+        if not events:
+            return
+        seqs = EventLog.append_events(self.store, events)
+        if seqs and seqs[-1] % 1000 == 0:
+            EventLog.prune(self.store, EVENT_LOG_KEEP)
+        self.events_appended()
+
+    # -- the door ----------------------------------------------------------------------------
+    def status(self) -> dict:
+        accounts = self.store.list_objects("sip_account")
+        return {
+            "call_state": self.sequencer.aggregate,
+            "calls": [s for s in self.call_statuses() if s.get("CallState") in ("Calling", "Active")],
+            "accounts": [self.engine.account_status(a["Id"]) for a in accounts],
+            "hardware": self.intercom.status() if self.intercom is not None else None,
+        }
+
+    def door_open(self, cause: dict) -> dict:
+        if self.intercom is None:
+            raise action_failed("No door relay is configured")
+        return self.intercom.door_open(cause)
+
+    def press(self) -> dict:
+        if self.intercom is None:
+            raise action_failed("No call button is configured")
+        return self.intercom.press()
+
+
+def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, options: dict,
+                  events_appended: Callable[[], None]) -> StationRuntime:
+    from daemon.sip.engine import SipEngine
+    holder: dict = {}
+    engine = SipEngine(on_event=lambda ev: holder["runtime"].on_engine_event(ev), log=log.getChild("sip"))
+    runtime = StationRuntime(store, engine, loop, log, events_appended, sip_port=options.get("sip_port"),
+                             bind_address=options.get("sip_bind") or "")
+    holder["runtime"] = runtime
+    return runtime
