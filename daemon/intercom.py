@@ -1,0 +1,160 @@
+"""The door station's call flow: button -> call, call state -> LED and ring-back, DTMF -> door relay.
+
+Pure logic. Everything is passed in: the SIP side (`sip.call(account_id, to) -> call_id`,
+`sip.hangup(call_id)`), the loop's timer scheduler, the LED and relay devices, a ring-back
+switch, and an event sink `emit(topic, data)`. All methods run on the supervisor's loop thread.
+
+Inputs:
+  on_button(event)        an EdgeEvent from the GPIO lines (already debounced by the backend)
+  on_call_state(event)    {"CallId", "CallState", "Reason", optional "Direction"}
+  on_dtmf(event)          {"DTMFEventId", "CallId"}
+  open_door(user)         an API/CLI request to pulse the relay
+States (the door station's overall state): Idle, Calling, Active.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+from daemon.hwconfig import ButtonConfig, LedConfig, RelayConfig
+from hw.gpio import Button, EdgeEvent, Led, Relay
+from hw.timers import Scheduler
+
+IDLE, CALLING, ACTIVE = "Idle", "Calling", "Active"
+_ENDED = {"Idle", "Terminating", "Terminated"}
+
+# topics of the events this module emits (payloads are documented in docs/hardware.md)
+TOPIC_RELAY = "doorstation:Relay"
+TOPIC_BUTTON = "doorstation:Button"
+TOPIC_CALL_FAILED = "doorstation:Intercom/CallFailed"
+
+
+class SipControl(Protocol):
+    def call(self, account_id: str | None, to: str) -> str: ...
+
+    def hangup(self, call_id: str) -> None: ...
+
+
+class Ringback(Protocol):
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+Emit = Callable[[str, dict[str, Any]], None]
+
+
+class Intercom:
+    def __init__(self, *, sip: SipControl, scheduler: Scheduler, button: Button, led: Led,
+                 relay: Relay, ringback: Ringback, emit: Emit, button_cfg: ButtonConfig,
+                 led_cfg: LedConfig, relay_cfg: RelayConfig) -> None:
+        self._sip = sip
+        self._scheduler = scheduler
+        self._button = button
+        self._led = led
+        self._relay = relay
+        self._ringback = ringback
+        self._emit = emit
+        self._button_cfg = button_cfg
+        self._led_cfg = led_cfg
+        self._relay_cfg = relay_cfg
+        self._calls: dict[str, str] = {}        # CallId -> Calling | Active
+        self._outgoing: set[str] = set()        # calls whose Calling state should ring back
+        self._ended: set[str] = set()           # ended before sip.call() returned (bounded below)
+        self._ringing = False
+        self.state = IDLE
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self._relay.lock()
+        self._emit(TOPIC_RELAY, {"State": "Locked", "Cause": "Startup"})
+        self._apply()
+
+    def shutdown(self) -> None:
+        self._relay.lock()
+        self._emit(TOPIC_RELAY, {"State": "Locked", "Cause": "Shutdown"})
+        self._led.off()
+        if self._ringing:
+            self._ringback.stop()
+            self._ringing = False
+
+    # --- inputs -------------------------------------------------------------------------------
+    def on_button(self, event: EdgeEvent) -> None:
+        change = self._button.handle(event)
+        if change != "pressed":
+            return
+        cfg = self._button_cfg
+        if self.state == IDLE:
+            self._emit(TOPIC_BUTTON, {"Action": "Call", "To": cfg.recipient})
+            self._start_call()
+            return
+        action = cfg.while_active if self.state == ACTIVE else cfg.while_calling
+        self._emit(TOPIC_BUTTON, {"Action": "Hangup" if action == "hangup" else "Ignored",
+                                  "CallState": self.state})
+        if action == "hangup":
+            for call_id, st in list(self._calls.items()):
+                if st == self.state:
+                    self._sip.hangup(call_id)
+
+    def on_call_state(self, event: dict[str, Any]) -> None:
+        call_id, state = str(event["CallId"]), str(event["CallState"])
+        if state in _ENDED:
+            self._calls.pop(call_id, None)
+            self._outgoing.discard(call_id)
+            self._remember_ended(call_id)
+        elif state in (CALLING, ACTIVE):
+            self._calls[call_id] = state
+            if state == CALLING and event.get("Direction") == "Outgoing":
+                self._outgoing.add(call_id)
+        self._apply()
+
+    def on_dtmf(self, event: dict[str, Any]) -> None:
+        event_id, call_id = str(event["DTMFEventId"]), event.get("CallId")
+        if event_id in self._relay_cfg.dtmf_events:
+            self._pulse({"Cause": "DTMF", "DTMFEventId": event_id, "CallId": call_id})
+
+    def open_door(self, user: str, pulse_ms: int | None = None) -> None:
+        """Door opened from the API or CLI; `user` is who asked (recorded with the event)."""
+        self._pulse({"Cause": "User", "User": user}, pulse_ms)
+
+    # --- internals ----------------------------------------------------------------------------
+    def _start_call(self) -> None:
+        cfg = self._button_cfg
+        try:
+            call_id = str(self._sip.call(cfg.account_id, cfg.recipient))
+        except Exception as e:  # the engine's own error types: report, stay Idle
+            self._emit(TOPIC_CALL_FAILED, {"To": cfg.recipient, "Error": f"{type(e).__name__}: {e}"})
+            self._apply()
+            return
+        if call_id not in self._ended and call_id not in self._calls:
+            # our call is Calling from now on, even before the engine's first event arrives
+            self._calls[call_id] = CALLING
+        if call_id not in self._ended:
+            self._outgoing.add(call_id)
+        self._apply()
+
+    def _remember_ended(self, call_id: str) -> None:
+        self._ended.add(call_id)
+        if len(self._ended) > 64:  # only needed for the short race around sip.call()
+            self._ended.pop()
+
+    def _pulse(self, cause: dict[str, Any], pulse_ms: int | None = None) -> None:
+        ms = pulse_ms or self._relay_cfg.pulse_ms
+        self._emit(TOPIC_RELAY, {"State": "Unlocked", **cause, "PulseMs": ms})
+        self._relay.pulse(ms, on_locked=lambda: self._emit(
+            TOPIC_RELAY, {"State": "Locked", "Cause": "PulseEnded"}))
+
+    def _apply(self) -> None:
+        states = set(self._calls.values())
+        self.state = ACTIVE if ACTIVE in states else CALLING if CALLING in states else IDLE
+        if self.state == ACTIVE:
+            self._led.on()
+        elif self.state == CALLING:
+            self._led.blink(self._led_cfg.blink_on_ms, self._led_cfg.blink_off_ms)
+        else:
+            self._led.off()
+        ring = self.state == CALLING and any(self._calls.get(c) == CALLING for c in self._outgoing)
+        if ring and not self._ringing:
+            self._ringback.start()
+        elif not ring and self._ringing:
+            self._ringback.stop()
+        self._ringing = ring
