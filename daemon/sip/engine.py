@@ -1,0 +1,794 @@
+"""The SIP engine: one thread owns the pjsua2 Endpoint and every Account and Call object.
+
+Other threads never touch pjsua2. They call the public methods below, which either read a
+lock-protected snapshot (statuses) or enqueue a function onto the engine thread and wait for its
+result with a timeout (EngineTimeout). The engine loop: `libHandleEvents(poll_ms)`, drain the
+message queues, run timers (CallingTimeout, MaxCallDuration, DTMF inter-digit timeouts), heartbeat.
+
+See docs/sip.md for the integration surface and pjsua2-specific rules (object lifetimes, shutdown).
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import gc
+import logging
+import queue
+import sys
+import threading
+import time
+from typing import Any, Callable
+
+import pjsua2 as pj
+
+from daemon.dtmf_matcher import DtmfMatcher
+from daemon.sip import callbacks as cb
+from daemon.sip.calls import (ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord,
+                              end_reason, new_call_id)
+from daemon.sip.config import AccountConfig, EngineConfig
+from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
+                              DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineTimeout)
+from daemon.sip.uris import access_allows, host_port, proxy_uri, registrar_uri, with_transport
+
+DEFAULT_TIMEOUT = 5.0
+MAX_MSGS_PER_TURN = 200
+_SRTP = {"None": pj.PJMEDIA_SRTP_DISABLED, "SRTPBestEffort": pj.PJMEDIA_SRTP_OPTIONAL,
+         "SRTPMandatory": pj.PJMEDIA_SRTP_MANDATORY}
+_TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
+             "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6}
+
+
+@dataclasses.dataclass
+class _AccountSlot:
+    config: AccountConfig
+    key: tuple
+    pj_account: cb.EngineAccount | None
+    reg_code: int = 0
+    reg_reason: str = ""
+
+
+class SipEngine:
+    def __init__(self, on_event: Callable[[EngineEvent], None], log: logging.Logger, *,
+                 media_hook: Callable[[str, Any], None] | None = None,
+                 poll_ms: int = 10, pj_log_level: int = 3, history_size: int = 100,
+                 dtmf_inter_digit_timeout: float = 5.0, dtmf_max_wrong: int = 5,
+                 clock: Callable[[], float] = time.monotonic):
+        self._on_event = on_event
+        self._log = log
+        self._media_hook = media_hook
+        self._poll_ms = poll_ms
+        self._pj_log_level = pj_log_level
+        self._dtmf_timeout = dtmf_inter_digit_timeout
+        self._dtmf_max_wrong = dtmf_max_wrong
+        self._clock = clock
+        self._commands: queue.Queue = queue.Queue()
+        self._inbox: queue.Queue = queue.Queue()       # callback messages from non-engine threads
+        self._thread: threading.Thread | None = None
+        self._owner_ident: int | None = None
+        self._stopping = threading.Event()
+        self._heartbeat = time.monotonic()
+        # snapshot for readers (any thread)
+        self._view_lock = threading.Lock()
+        self._live_view: dict[str, dict] = {}
+        self._history = CallHistory(history_size)
+        self._account_view: dict[str, dict] = {}
+        self._config_view = EngineConfig()
+        # engine-thread state
+        self._ep: pj.Endpoint | None = None
+        self._log_writer: cb.EngineLogWriter | None = None
+        self._config = EngineConfig()
+        self._transports: dict[str, int] = {}
+        self._transport_key: tuple = ()
+        self._accounts: dict[str, _AccountSlot] = {}
+        self._calls: dict[str, CallRecord] = {}          # live records by CallId
+        self._pjcalls: dict[str, cb.EngineCall] = {}     # pjsua2 Call objects, until DISCONNECTED
+        self._announced: set[str] = set()                # calls whose Initiated was emitted
+        self._matchers: dict[str, DtmfMatcher] = {}
+        self._counter = 0
+
+    # ==== lifecycle (any thread) =================================================================
+    def start(self, timeout: float = 10.0) -> None:
+        if self._thread is not None:
+            raise EngineError("engine already started")
+        ready: concurrent.futures.Future = concurrent.futures.Future()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="sip-engine", daemon=True)
+        self._thread.start()
+        try:
+            ready.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise EngineTimeout("SIP engine did not start in time") from None
+        except Exception as e:
+            self._thread.join(timeout)
+            self._thread = None
+            raise EngineError(f"SIP engine failed to start: {e}") from e
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Hang up every call, wait (bounded) until they are DISCONNECTED, destroy the library."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._log.error("SIP engine thread did not stop within %.1f s", timeout)
+        self._thread = None
+
+    def heartbeat_age(self) -> float:
+        """Seconds since the engine loop last turned (the supervisor's watchdog reads this)."""
+        return time.monotonic() - self._heartbeat
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
+
+    # ==== requests (any thread) ==================================================================
+    def apply(self, config: EngineConfig, timeout: float = 15.0) -> None:
+        self._submit(self._apply, config, timeout=timeout)
+
+    def supported_codecs(self, timeout: float = DEFAULT_TIMEOUT) -> list[dict]:
+        return self._submit(self._supported_codecs, timeout=timeout)
+
+    def make_call(self, account_id: str | None, to: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        return self._submit(self._make_call, account_id, to, timeout=timeout)
+
+    def hangup(self, call_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self._submit(self._hangup, call_id, timeout=timeout)
+
+    def send_dtmf(self, call_id: str, digits: str, method: str = "RFC2833",
+                  timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Send DTMF on a call (used by tests and for feedback tones)."""
+        self._submit(self._send_dtmf, call_id, digits, method, timeout=timeout)
+
+    def call_status(self, call_id: str) -> dict | None:
+        with self._view_lock:
+            st = self._live_view.get(call_id)
+            return dict(st) if st else self._history.get(call_id)
+
+    def call_statuses(self) -> list[dict]:
+        """Finished calls (oldest first) then calls in progress."""
+        with self._view_lock:
+            return self._history.all() + [dict(s) for s in self._live_view.values()]
+
+    def live_call_ids(self) -> list[str]:
+        with self._view_lock:
+            return list(self._live_view)
+
+    def load_history(self, statuses: list[dict]) -> None:
+        """Seed the history with calls persisted by a previous run (oldest first)."""
+        with self._view_lock:
+            self._history.load(statuses)
+
+    def account_status(self, account_id: str) -> dict | None:
+        """SIPAccountStatus per the spec; None for an unknown account."""
+        with self._view_lock:
+            cfg = self._config_view
+            st = self._account_view.get(account_id)
+            acc = cfg.account(account_id)
+        if acc is None:
+            return None
+        if not cfg.sip_enabled:
+            return {"SIPAccountId": account_id, "SIPURI": st["SIPURI"] if st else "", "IsDefault": acc.is_default,
+                    "RegURI": "", "Status": 0, "StatusText": "SIP disabled"}
+        return dict(st) if st else {"SIPAccountId": account_id, "SIPURI": "", "IsDefault": acc.is_default,
+                                    "RegURI": "", "Status": 0, "StatusText": "Does not register"}
+
+    def _submit(self, fn: Callable, *args: Any, timeout: float) -> Any:
+        if threading.get_ident() == self._owner_ident:
+            return fn(*args)     # called from an on_event handler on the engine thread
+        if not self.running:
+            raise EngineNotRunning("SIP engine is not running")
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._commands.put((fn, args, fut))
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise EngineTimeout(f"SIP engine did not answer within {timeout:.1f} s") from None
+
+    # ==== the engine thread ======================================================================
+    def _run(self, ready: concurrent.futures.Future) -> None:
+        self._owner_ident = threading.get_ident()
+        try:
+            self._create_endpoint()
+        except Exception as e:
+            self._log.exception("cannot create the pjsua2 endpoint")
+            self._destroy_endpoint()
+            ready.set_exception(e)
+            return
+        ready.set_result(None)
+        try:
+            while not self._stopping.is_set():
+                self._turn()
+        finally:
+            self._shutdown()
+
+    def _turn(self) -> None:
+        self._heartbeat = time.monotonic()
+        try:
+            self._ep.libHandleEvents(self._poll_ms)
+        except Exception:
+            self._log.exception("libHandleEvents failed")
+        self._drain_inbox()
+        for _ in range(MAX_MSGS_PER_TURN):
+            try:
+                fn, args, fut = self._commands.get_nowait()
+            except queue.Empty:
+                break
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args))
+            except EngineError as e:
+                fut.set_exception(e)
+            except pj.Error as e:
+                fut.set_exception(EngineError(f"SIP stack error: {e.reason} ({e.status})"))
+            except Exception as e:
+                self._log.exception("engine command %s failed", getattr(fn, "__name__", fn))
+                fut.set_exception(EngineError(f"internal error: {e}"))
+        self._run_timers()
+
+    def _create_endpoint(self) -> None:
+        ep = pj.Endpoint()
+        ep.libCreate()
+        self._ep = ep
+        cfg = pj.EpConfig()
+        cfg.uaConfig.threadCnt = 0
+        cfg.uaConfig.mainThreadOnly = False
+        cfg.uaConfig.maxCalls = 32
+        cfg.uaConfig.userAgent = "doorstation"
+        self._log_writer = cb.EngineLogWriter(self._log)
+        cfg.logConfig.writer = self._log_writer
+        cfg.logConfig.level = self._pj_log_level
+        cfg.logConfig.consoleLevel = 0
+        cfg.logConfig.decor = 0
+        cfg.medConfig.noVad = True
+        ep.libInit(cfg)
+        ep.libStart()
+        ep.audDevManager().setNullDev()   # the wheel has no sound device: mandatory before makeCall
+
+    def _shutdown(self) -> None:
+        try:
+            if self._ep is not None:
+                for call_id, rec in list(self._calls.items()):
+                    rec.local_reason = rec.local_reason or "Terminated"
+                    self._hangup_pj(call_id, 0)
+                    self._finish(call_id, rec.last_status_code)
+                self._pump_until(lambda: not self._pjcalls, 2.0)
+                for slot in self._accounts.values():
+                    self._delete_account_object(slot)
+                self._accounts.clear()
+        except Exception:
+            self._log.exception("error while hanging up at shutdown")
+        finally:
+            self._destroy_endpoint()
+
+    def _destroy_endpoint(self) -> None:
+        # Any Call alive at libDestroy aborts the process: drop every reference, collect, destroy.
+        self._pjcalls.clear()
+        self._accounts.clear()
+        sys.last_traceback = sys.last_value = sys.last_type = None
+        gc.collect()
+        if self._ep is not None:
+            try:
+                self._ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+            except Exception:
+                self._log.exception("libDestroy failed")
+        self._ep = None
+        self._log_writer = None
+        self._transports.clear()
+        gc.collect()
+
+    def _pump_until(self, done: Callable[[], bool], seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not done() and time.monotonic() < deadline:
+            self._heartbeat = time.monotonic()
+            self._ep.libHandleEvents(self._poll_ms)
+            self._drain_inbox()
+        return done()
+
+    # ---- messages from callbacks -----------------------------------------------------------------
+    def _sink(self, msg: object) -> None:
+        if threading.get_ident() == self._owner_ident:
+            self._handle(msg)
+        else:
+            self._inbox.put(msg)
+
+    def _drain_inbox(self) -> None:
+        for _ in range(MAX_MSGS_PER_TURN):
+            try:
+                msg = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                self._handle(msg)
+            except Exception:
+                self._log.exception("handling %r failed", msg)
+
+    def _handle(self, msg: object) -> None:
+        if isinstance(msg, cb.CallState):
+            self._on_call_state(msg)
+        elif isinstance(msg, cb.MediaState):
+            self._on_media_state(msg)
+        elif isinstance(msg, cb.DtmfDigit):
+            self._on_dtmf(msg)
+        elif isinstance(msg, cb.IncomingCall):
+            self._on_incoming(msg)
+        elif isinstance(msg, cb.RegState):
+            self._on_reg_state(msg)
+
+    def _emit(self, event: EngineEvent) -> None:
+        try:
+            self._on_event(event)
+        except Exception:
+            self._log.exception("on_event handler failed for %r", event)
+
+    # ---- configuration ---------------------------------------------------------------------------
+    def _apply(self, new: EngineConfig) -> None:
+        old = self._config
+        if new.transport_key() != self._transport_key:
+            for acc_id in list(self._accounts):
+                self._remove_account(acc_id)
+            self._rebind_transports(new)
+        wanted = {a.id: a for a in new.accounts} if new.sip_enabled else {}
+        for acc_id in list(self._accounts):
+            acc = wanted.get(acc_id)
+            if acc is None or not acc.enabled or self._accounts[acc_id].key != self._account_key(new, acc):
+                self._remove_account(acc_id)
+        self._config = new       # account creation and incoming-call checks read the new settings
+        for acc in wanted.values():
+            if acc.enabled and acc.id not in self._accounts:
+                self._add_account(new, acc)
+            elif acc.enabled:
+                self._accounts[acc.id].config = acc   # DTMF / MaxCallDuration / IsDefault: no re-create
+        self._set_default_account(new)
+        if new.codecs != old.codecs or not self._accounts_codecs_applied:
+            self._apply_codecs(new.codecs)
+        if new.stun_enabled and new.stun_servers and (new.stun_servers != old.stun_servers or not old.stun_enabled):
+            sv = pj.StringVector()
+            for s in new.stun_servers:
+                sv.append(s)
+            self._ep.natUpdateStunServers(sv, False)
+        self._publish_accounts()
+
+    _accounts_codecs_applied = False
+
+    @staticmethod
+    def _account_key(cfg: EngineConfig, acc: AccountConfig) -> tuple:
+        # Settings read live from the config (not baked into the pjsua account) do not count.
+        return cfg.account_key(dataclasses.replace(acc, dtmf=None, max_call_duration=0, is_default=False))
+
+    def _rebind_transports(self, cfg: EngineConfig) -> None:
+        for name, tid in list(self._transports.items()):
+            try:
+                self._ep.transportClose(tid)
+            except pj.Error as e:
+                self._log.warning("closing transport %s: %s", name, e.reason)
+        self._transports.clear()
+        self._transport_key = ()
+        if not cfg.sip_enabled:
+            return
+        verify = any(a.verify_server_certificate for a in cfg.accounts if a.enabled)
+        wanted = [("udp", cfg.sip_port, cfg.bind_address), ("tcp", cfg.sip_port, cfg.bind_address),
+                  ("tls", cfg.sip_tls_port, cfg.bind_address)]
+        if cfg.ipv6:
+            wanted += [("udp6", cfg.sip_port, cfg.bind_address6), ("tcp6", cfg.sip_port, cfg.bind_address6)]
+        for name, port, addr in wanted:
+            tc = pj.TransportConfig()
+            tc.port = port
+            if addr:
+                tc.boundAddress = addr
+            if name == "tls":
+                tc.tlsConfig.certFile = cfg.tls_cert_file
+                tc.tlsConfig.privKeyFile = cfg.tls_key_file
+                tc.tlsConfig.CaListFile = cfg.tls_ca_file
+                tc.tlsConfig.verifyServer = verify
+            self._transports[name] = self._create_transport(name, tc)
+        self._transport_key = cfg.transport_key()
+
+    def _create_transport(self, name: str, tc: "pj.TransportConfig") -> int:
+        # A just-closed transport may hold its port until its last transaction ends: retry briefly.
+        last: pj.Error | None = None
+        for _ in range(20):
+            try:
+                return self._ep.transportCreate(_TP_TYPES[name], tc)
+            except pj.Error as e:
+                last = e
+                self._pump_until(lambda: False, 0.05)
+        raise EngineError(f"cannot open SIP {name} transport on port {tc.port}: {last.reason if last else ''}")
+
+    def _local_host_port(self, transport: str) -> str:
+        tid = self._transports.get(transport) or self._transports.get("udp")
+        if tid is None:
+            return ""
+        return self._ep.transportGetInfo(tid).localName
+
+    def _add_account(self, cfg: EngineConfig, acc: AccountConfig) -> None:
+        ac = pj.AccountConfig()
+        transport = acc.effective_transport
+        if transport not in self._transports:
+            self._log.warning("account %s: transport %s unavailable", acc.id, transport)
+        scheme = "sips" if acc.sips_enabled else "sip"
+        user = acc.user_id
+        if acc.registers:
+            domain = acc.public_domain or acc.registrar
+            uri = f"{scheme}:{user}@{domain}" if user else f"{scheme}:{domain}"
+            ac.regConfig.registrarUri = registrar_uri(acc.registrar or acc.public_domain, transport)
+            ac.regConfig.timeoutSec = max(acc.registration_interval, 30)
+            ac.regConfig.retryIntervalSec = cfg.registration_retry_interval
+            ac.regConfig.firstRetryIntervalSec = cfg.registration_retry_interval
+            ac.regConfig.randomRetryIntervalSec = 0
+            ac.regConfig.dropCallsOnFail = False
+        else:
+            hp = self._local_host_port(transport)
+            uri = f"{scheme}:{user}@{hp}" if user else f"{scheme}:{hp}"
+        ac.idUri = f'"{acc.caller_id}" <{uri}>' if acc.caller_id else uri
+        if acc.user_id or acc.password:
+            ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", acc.authentication_id or acc.user_id,
+                                                          0, acc.password))
+        for p in acc.proxies:
+            ac.sipConfig.proxies.append(proxy_uri(p.server, transport))
+            if p.username:
+                ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", p.username, 0, p.password))
+        mc = ac.mediaConfig
+        mc.transportConfig.port = cfg.rtp_start_port
+        if cfg.bind_address:
+            mc.transportConfig.boundAddress = cfg.bind_address
+        mc.srtpUse = _SRTP.get(acc.media_encryption, pj.PJMEDIA_SRTP_DISABLED)
+        mc.srtpSecureSignaling = 0      # SRTP over non-TLS signalling would fail with ESESSIONINSECURE
+        nc = ac.natConfig
+        stun = pj.PJSUA_STUN_USE_DEFAULT if cfg.stun_enabled and cfg.stun_servers else pj.PJSUA_STUN_USE_DISABLED
+        nc.sipStunUse = stun
+        nc.mediaStunUse = stun
+        nc.iceEnabled = cfg.ice_enabled
+        if cfg.turn_enabled and cfg.turn_servers:
+            t = cfg.turn_servers[0]
+            nc.turnEnabled = True
+            nc.turnServer = t.server.split(":", 1)[1] if t.server.lower().startswith("turn:") else t.server
+            nc.turnUserName = t.username
+            nc.turnPasswordType = 0
+            nc.turnPassword = t.password
+        ac.mwiConfig.enabled = acc.allow_mwi
+        slot = _AccountSlot(acc, self._account_key(cfg, acc), None)
+        self._accounts[acc.id] = slot
+        account = cb.EngineAccount(acc.id, self._sink, self._log)
+        try:
+            account.create(ac, False)
+        except pj.Error as e:
+            del self._accounts[acc.id]
+            raise EngineError(f"account {acc.id}: {e.reason}") from None
+        slot.pj_account = account
+        slot.reg_reason = "Registering" if acc.registers else ""
+
+    def _remove_account(self, acc_id: str) -> None:
+        slot = self._accounts.get(acc_id)
+        if slot is None:
+            return
+        mine = [cid for cid, rec in self._calls.items() if rec.account_id == acc_id]
+        for cid in mine:
+            self._calls[cid].local_reason = self._calls[cid].local_reason or "Terminated"
+            self._hangup_pj(cid, 0)
+        self._pump_until(lambda: not any(c in self._calls for c in mine), 1.0)
+        for cid in mine:
+            if cid in self._calls:
+                self._finish(cid, self._calls[cid].last_status_code)
+        self._delete_account_object(slot)
+        del self._accounts[acc_id]
+
+    def _delete_account_object(self, slot: _AccountSlot) -> None:
+        if slot.pj_account is not None:
+            try:
+                slot.pj_account.shutdown()
+            except Exception:
+                self._log.exception("account shutdown failed")
+            slot.pj_account = None
+
+    def _set_default_account(self, cfg: EngineConfig) -> None:
+        default = cfg.default_account()
+        slot = self._accounts.get(default.id) if default else None
+        if slot and slot.pj_account is not None:
+            try:
+                slot.pj_account.setDefault()
+            except pj.Error as e:
+                self._log.warning("setDefault %s: %s", default.id, e.reason)
+
+    def _apply_codecs(self, priorities: tuple[tuple[str, int | None], ...]) -> None:
+        infos = list(self._ep.codecEnum2())
+        if priorities:
+            for ci in infos:
+                self._ep.codecSetPriority(ci.codecId, 0)
+            prio = 254
+            for name, rate in priorities:
+                for ci in infos:
+                    c_name, c_rate = ci.codecId.split("/")[:2]
+                    if c_name.lower() == name.lower() and (rate is None or int(c_rate) == rate):
+                        self._ep.codecSetPriority(ci.codecId, max(prio, 1))
+                prio -= 1
+        self._accounts_codecs_applied = True
+
+    def _supported_codecs(self) -> list[dict]:
+        out, seen = [], set()
+        for ci in self._ep.codecEnum2():
+            name, rate = ci.codecId.split("/")[:2]
+            if (name, rate) not in seen:
+                seen.add((name, rate))
+                out.append({"Name": name, "SampleRate": int(rate)})
+        return out
+
+    def _publish_accounts(self) -> None:
+        view = {}
+        cfg = self._config
+        for acc in cfg.accounts:
+            view[acc.id] = self._account_status_now(cfg, acc)
+        with self._view_lock:
+            self._account_view = view
+            self._config_view = cfg
+
+    def _account_status_now(self, cfg: EngineConfig, acc: AccountConfig) -> dict:
+        slot = self._accounts.get(acc.id)
+        base = {"SIPAccountId": acc.id, "IsDefault": acc.is_default}
+        scheme = "sips" if acc.sips_enabled else "sip"
+        if acc.registers:
+            domain = acc.public_domain or acc.registrar
+            base["SIPURI"] = f"{scheme}:{acc.user_id}@{domain}" if acc.user_id else f"{scheme}:{domain}"
+        else:
+            base["SIPURI"] = f"{scheme}:{self._local_host_port(acc.effective_transport)}" if self._transports else ""
+        if not cfg.sip_enabled:
+            return {**base, "RegURI": "", "Status": 0, "StatusText": "SIP disabled"}
+        if not acc.registers or slot is None:
+            return {**base, "RegURI": "", "Status": 0, "StatusText": "Does not register"}
+        return {**base, "RegURI": acc.registrar or acc.public_domain, "Status": slot.reg_code,
+                "StatusText": slot.reg_reason}
+
+    def _on_reg_state(self, msg: cb.RegState) -> None:
+        slot = self._accounts.get(msg.account_id)
+        if slot is None:
+            return
+        slot.reg_code, slot.reg_reason = msg.code, msg.reason
+        self._log.info("account %s registration: %d %s (expires %d)", msg.account_id, msg.code, msg.reason,
+                       msg.expiration)
+        self._publish_accounts()
+        self._emit(AccountStatusChanged(msg.account_id, self._account_status_now(self._config, slot.config)))
+
+    # ---- calls -----------------------------------------------------------------------------------
+    def _new_record(self, direction: str, account_id: str, device_uri: str, remote_uri: str) -> CallRecord:
+        self._counter += 1
+        return CallRecord(new_call_id(direction, self._counter), direction, account_id, device_uri, remote_uri)
+
+    def _make_call(self, account_id: str | None, to: str) -> str:
+        cfg = self._config
+        if not cfg.sip_enabled:
+            raise EngineError("SIP is disabled")
+        acc = cfg.account(account_id) if account_id else cfg.default_account()
+        if acc is None:
+            raise EngineError(f"no such SIP account: {account_id}" if account_id else "no SIP account")
+        slot = self._accounts.get(acc.id)
+        if not acc.enabled or slot is None or slot.pj_account is None:
+            raise EngineError(f"SIP account {acc.id} is disabled")
+        if len(self._calls) >= cfg.max_calls:
+            raise EngineError(f"too many calls in progress (limit {cfg.max_calls})")
+        to = (to or "").strip()
+        if not to.lower().startswith(("sip:", "sips:")) or self._ep.utilVerifySipUri(to) != 0:
+            raise EngineError(f"not a SIP URI: {to[:100]}")
+        dest = with_transport(to, acc.effective_transport)
+        info_uri = slot.pj_account.getInfo().uri
+        rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to)
+        call = cb.EngineCall(slot.pj_account, rec.call_id, self._sink, self._log)
+        self._calls[rec.call_id] = rec
+        self._pjcalls[rec.call_id] = call
+        try:
+            call.makeCall(dest, pj.CallOpParam(True))
+        except pj.Error as e:
+            self._calls.pop(rec.call_id, None)
+            self._pjcalls.pop(rec.call_id, None)
+            raise EngineError(f"failed to initiate the call: {e.reason}") from None
+        if rec.call_id in self._calls and rec.state == CALLING:
+            rec.calling_deadline = self._clock() + cfg.calling_timeout
+        self._announce(rec)
+        return rec.call_id
+
+    def _announce(self, rec: CallRecord) -> None:
+        if rec.call_id in self._announced:
+            return
+        self._announced.add(rec.call_id)
+        self._publish_call(rec)
+        self._emit(CallTransition(rec.call_id, "Initiated", rec.status()))
+
+    def _hangup(self, call_id: str) -> None:
+        rec = self._calls.get(call_id)
+        if rec is None:
+            raise CallNotFound(f"no call in progress with CallId {call_id}")
+        rec.local_reason = rec.local_reason or "Terminated"
+        rec.state = TERMINATING
+        self._publish_call(rec)
+        self._hangup_pj(call_id, 0)
+        # An unanswered call with no provisional response yet cannot be CANCELled: pjsip only ends
+        # it at the transaction timeout. Finish our record now; the Call object lingers until then.
+        if call_id in self._calls and not self._is_answered(rec):
+            self._finish(call_id, rec.last_status_code)
+
+    @staticmethod
+    def _is_answered(rec: CallRecord) -> bool:
+        return rec.reason in ("AcceptedByRemote", "AcceptedByDevice")
+
+    def _hangup_pj(self, call_id: str, code: int) -> None:
+        call = self._pjcalls.get(call_id)
+        if call is None:
+            return
+        prm = pj.CallOpParam()
+        if code:
+            prm.statusCode = code
+        try:
+            call.hangup(prm)
+        except pj.Error as e:
+            self._log.debug("hangup %s: %s", call_id, e.reason)
+
+    def _send_dtmf(self, call_id: str, digits: str, method: str) -> None:
+        call = self._pjcalls.get(call_id)
+        if call is None or call_id not in self._calls:
+            raise CallNotFound(f"no call in progress with CallId {call_id}")
+        prm = pj.CallSendDtmfParam()
+        prm.digits = digits
+        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "SIP_INFO" else pj.PJSUA_DTMF_METHOD_RFC2833
+        call.sendDtmf(prm)
+
+    def _on_incoming(self, msg: cb.IncomingCall) -> None:
+        slot = self._accounts.get(msg.account_id)
+        if slot is None or slot.pj_account is None:
+            return
+        cfg = self._config
+        rec_placeholder = f"pending-{msg.pj_call_id}"
+        call = cb.EngineCall(slot.pj_account, rec_placeholder, self._sink, self._log, msg.pj_call_id)
+        ci = call.getInfo()
+        rec = self._new_record("Incoming", msg.account_id, cb.bare_uri(ci.localUri), cb.bare_uri(ci.remoteUri))
+        call.call_id = rec.call_id
+        live_before = len(self._calls)
+        self._calls[rec.call_id] = rec
+        self._pjcalls[rec.call_id] = call
+        self._announced.add(rec.call_id)      # incoming calls have no Initiated event
+        self._publish_call(rec)
+        if not cfg.allow_incoming_calls:
+            why, code = "incoming calls are not allowed", 603
+        elif not access_allows(rec.remote_uri, cfg.access_list, cfg.access_list_policy, cfg.apply_access_list):
+            why, code = "caller refused by the access list", 403
+        elif live_before >= cfg.max_calls:
+            why, code = f"call limit {cfg.max_calls} reached", 486
+        else:
+            why, code = "", 200
+        if code != 200:
+            self._log.info("incoming call %s from %s denied: %s", rec.call_id, rec.remote_uri, why)
+            rec.local_reason = "Denied"
+            self._hangup_pj(rec.call_id, code)
+            if rec.call_id in self._calls:
+                self._finish(rec.call_id, code)
+            return
+        prm = pj.CallOpParam()
+        prm.statusCode = 200
+        try:
+            call.answer(prm)
+        except pj.Error as e:
+            self._log.warning("answering %s failed: %s", rec.call_id, e.reason)
+            rec.local_reason = "Failed"
+            self._hangup_pj(rec.call_id, 500)
+            if rec.call_id in self._calls:
+                self._finish(rec.call_id, 500)
+
+    def _on_call_state(self, msg: cb.CallState) -> None:
+        rec = self._calls.get(msg.call_id)
+        if msg.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+            # Drop the Call object now: its slot number is reused at once (see docs/sip.md).
+            self._pjcalls.pop(msg.call_id, None)
+            if rec is not None:
+                self._finish(msg.call_id, msg.last_status_code)
+            return
+        if rec is None:
+            return
+        rec.last_status_code = msg.last_status_code
+        if msg.remote_uri and rec.direction == "Incoming":
+            rec.remote_uri = msg.remote_uri
+        if msg.state == pj.PJSIP_INV_STATE_CONFIRMED and rec.state in (CALLING,):
+            rec.state = ACTIVE
+            rec.reason = "AcceptedByRemote" if rec.direction == "Outgoing" else "AcceptedByDevice"
+            rec.calling_deadline = None
+            acc = self._config.account(rec.account_id)
+            if acc and acc.max_call_duration > 0:
+                rec.active_deadline = self._clock() + acc.max_call_duration
+            self._publish_call(rec)
+            self._emit(CallTransition(rec.call_id, rec.reason, rec.status()))
+
+    def _finish(self, call_id: str, status_code: int) -> None:
+        rec = self._calls.pop(call_id, None)
+        if rec is None:
+            return
+        if rec.direction == "Outgoing":
+            self._announce(rec)
+        rec.reason = end_reason(self._is_answered(rec), rec.local_reason, status_code)
+        rec.state = TERMINATED
+        rec.stop_time = time.time()
+        rec.last_status_code = status_code or rec.last_status_code
+        self._matchers.pop(call_id, None)
+        self._announced.discard(call_id)
+        status = rec.status()
+        with self._view_lock:
+            self._live_view.pop(call_id, None)
+            self._history.add(status)
+        self._log.info("call %s ended: %s (SIP %s)", call_id, rec.reason, status_code)
+        self._emit(CallTransition(call_id, rec.reason, status))
+        self._emit(CallFinished(status))
+
+    def _on_media_state(self, msg: cb.MediaState) -> None:
+        rec = self._calls.get(msg.call_id)
+        if rec is None:
+            return
+        rec.audio_codec = msg.audio_codec
+        self._publish_call(rec)
+        if self._media_hook is not None and msg.audio_media is not None:
+            try:
+                self._media_hook(msg.call_id, msg.audio_media)
+            except Exception:
+                self._log.exception("media hook failed for %s", msg.call_id)
+
+    def _publish_call(self, rec: CallRecord) -> None:
+        with self._view_lock:
+            if rec.call_id in self._calls:
+                self._live_view[rec.call_id] = rec.status()
+
+    # ---- DTMF -----------------------------------------------------------------------------------
+    def _on_dtmf(self, msg: cb.DtmfDigit) -> None:
+        rec = self._calls.get(msg.call_id)
+        if rec is None:
+            return
+        acc = self._config.account(rec.account_id)
+        settings = acc.dtmf if acc else None
+        if settings is None or not settings.triggers:
+            self._log.info("call %s: DTMF %r ignored (account has no DTMF configuration)", rec.call_id, msg.digit)
+            return
+        allowed = settings.rfc2833 if msg.method == "RFC2833" else settings.sip_info
+        if not allowed:
+            self._log.info("call %s: DTMF %r over %s ignored (method disabled)", rec.call_id, msg.digit, msg.method)
+            return
+        matcher = self._matchers.get(rec.call_id)
+        if matcher is None:
+            matcher = DtmfMatcher({t.sequence: t.event_id for t in settings.triggers},
+                                  inter_digit_timeout=self._dtmf_timeout, max_wrong=self._dtmf_max_wrong,
+                                  clock=self._clock)
+            self._matchers[rec.call_id] = matcher
+        was_locked = matcher.locked
+        result = matcher.feed(msg.digit)
+        if result.ignored and was_locked:
+            self._log.warning("call %s: DTMF %r ignored after %d wrong sequences", rec.call_id, msg.digit,
+                              matcher.wrong)
+        self._dtmf_result(rec, settings, result, matcher)
+
+    def _dtmf_result(self, rec: CallRecord, settings, result, matcher: DtmfMatcher) -> None:
+        if result.wrong_added:
+            self._log.info("call %s: wrong DTMF sequence (%d so far)", rec.call_id, matcher.wrong)
+        if result.event_id:
+            name = next((t.event_name for t in settings.triggers if t.event_id == result.event_id), "")
+            self._log.info("call %s: DTMF event %s (%s)", rec.call_id, result.event_id, name)
+            self._emit(DtmfMatched(rec.call_id, rec.account_id, result.event_id, name))
+        if result.locked_now:
+            self._log.warning("call %s: %d wrong DTMF sequences, further DTMF ignored", rec.call_id, matcher.wrong)
+            self._emit(DtmfBlocked(rec.call_id, matcher.wrong))
+
+    # ---- timers ---------------------------------------------------------------------------------
+    def _run_timers(self) -> None:
+        now = self._clock()
+        for call_id, rec in list(self._calls.items()):
+            if rec.state == CALLING and rec.direction == "Outgoing" and rec.calling_deadline \
+                    and now >= rec.calling_deadline:
+                self._log.info("call %s not answered within CallingTimeout", call_id)
+                rec.local_reason = "NoAnswer"
+                self._hangup_pj(call_id, 0)
+                if call_id in self._calls:
+                    self._finish(call_id, rec.last_status_code)
+            elif rec.state == ACTIVE and rec.active_deadline and now >= rec.active_deadline:
+                self._log.info("call %s reached MaxCallDuration", call_id)
+                rec.local_reason = "Terminated"
+                rec.state = TERMINATING
+                self._publish_call(rec)
+                self._hangup_pj(call_id, 0)
+        for call_id, matcher in list(self._matchers.items()):
+            result = matcher.tick(now)
+            rec = self._calls.get(call_id)
+            if rec is not None and (result.wrong_added or result.locked_now):
+                acc = self._config.account(rec.account_id)
+                self._dtmf_result(rec, acc.dtmf if acc else None, result, matcher)
