@@ -1,0 +1,65 @@
+"""The GPIO contract against libgpiod v2 on a real kernel gpio-sim chip (inside the VM lane)."""
+import os
+
+import pytest
+
+from hw.gpio import ChipNotFoundError
+from hw.gpio_gpiod import GpiodLines, resolve_chip
+from tests.hw.gpio_contract import *  # noqa: F401,F403  (the shared cases)
+from tests.hw.gpio_contract import button
+
+CHIP = os.environ.get("DOORSTATION_GPIOSIM_CHIP", "")
+SYSFS = os.environ.get("DOORSTATION_GPIOSIM_SYSFS", "")
+LABEL = os.environ.get("DOORSTATION_GPIOSIM_LABEL", "")
+
+
+def _sim(offset: int, attr: str, value: str | None = None) -> str:
+    path = f"{SYSFS}/sim_gpio{offset}/{attr}"
+    if value is None:
+        with open(path) as f:
+            return f.read().strip()
+    with open(path, "w") as f:
+        f.write(value)
+    return value
+
+
+class GpiodHarness:
+    def __init__(self):
+        self.lines = None
+
+    def open(self, specs):
+        self.lines = GpiodLines(specs, chip=CHIP, consumer="contract-test")
+        return self.lines
+
+    def open_missing_chip(self, specs):
+        return GpiodLines(specs, chip="no-such-chip")
+
+    def drive(self, role, level):
+        _sim(self.lines.offset(role), "pull", "pull-up" if level else "pull-down")
+
+    def level(self, role):
+        return int(_sim(self.lines.offset(role), "value"))
+
+    def close(self):
+        if self.lines is not None:
+            self.lines.close()
+        for off in range(8):  # back to the chip's resting state for the next case
+            _sim(off, "pull", "pull-down")
+
+
+@pytest.fixture
+def harness():
+    h = GpiodHarness()
+    yield h
+    h.close()
+
+
+def test_chip_found_by_label_and_by_line_name():
+    assert resolve_chip(LABEL, [button()]) == CHIP
+    assert resolve_chip(os.path.basename(CHIP), [button()]) == CHIP
+    assert resolve_chip(None, [button()]) == CHIP
+
+
+def test_missing_chip_path_is_a_typed_error():
+    with pytest.raises(ChipNotFoundError):
+        GpiodLines([button()], chip="/dev/gpiochip99")
