@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import math
 import re
-from urllib.parse import parse_qsl, quote_plus
+from urllib.parse import quote_plus, unquote_to_bytes
 
 from daemon.faults import VapixFault, malformed
 
 MAX_PAIRS = 1000        # key-value pairs in one request
-MAX_DEPTH = 8           # levels in one key (SIPAccount_0_SIPProxy_1_Server is 5)
+MAX_DEPTH = 12          # levels in one key (SIPAccount_0_SIPProxy_1_Server is 5)
 MAX_INDEX = 999         # the spec recommends at most 100 entities per type
 MAX_KEY_LENGTH = 256
 
@@ -55,15 +55,22 @@ def parse_query(query: str | bytes) -> list[tuple[str, str]]:
 
     Raises a malformed fault for bad UTF-8 or too many pairs.
     """
-    raw = to_bytes(query)
+    # Our own loop: urllib's parse_qsl cannot decode bytes as UTF-8 strictly.
+    fields = [f for f in to_bytes(query).split(b"&") if f]
+    if len(fields) > MAX_PAIRS:
+        raise malformed(f"Too many parameters (at most {MAX_PAIRS})")
+    pairs = []
     try:
-        pairs = parse_qsl(raw, keep_blank_values=True, max_num_fields=MAX_PAIRS)
-    except ValueError:
-        raise malformed(f"Too many parameters (at most {MAX_PAIRS})") from None
-    try:
-        return [(k.decode("utf-8"), v.decode("utf-8")) for k, v in pairs]
+        for f in fields:
+            key, _, value = f.partition(b"=")
+            pairs.append((_unquote(key), _unquote(value)))
     except UnicodeDecodeError:
         raise malformed("Parameters are not valid UTF-8") from None
+    return pairs
+
+
+def _unquote(raw: bytes) -> str:
+    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
 
 
 def decode_value(raw: str):
