@@ -30,8 +30,11 @@ def default_list(codecs: list[dict]) -> list[dict]:
     return first + [c for c in codecs if c not in first]
 
 
-def current_list(store, codecs: list[dict]) -> list[dict]:
-    """The stored priority list restricted to what the stack still offers, else the default."""
+def current_list(store, codecs) -> list[dict]:
+    """The stored priority list restricted to what the stack still offers, else the default.
+    `codecs`: the supported list, or anything with supported_codecs() (the runtime)."""
+    if hasattr(codecs, "supported_codecs"):
+        codecs = codecs.supported_codecs()
     stored = (store.get_setting(SETTING_KEY) or {}).get("AudioCodec", [])
     by_key = {_key(c): c for c in codecs}
     chosen = [by_key[_key(c)] for c in stored if _key(c) in by_key]
