@@ -226,6 +226,13 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
     return obj
 
 
+def _check_text(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("text with a lone surrogate escape") from None
+
+
 def _check_tree(value: Any) -> None:
     """Bounded depth and text that can be written back out as UTF-8 (no lone surrogates)."""
     stack = [(value, 1)]
@@ -234,10 +241,10 @@ def _check_tree(value: Any) -> None:
         if depth > MAX_JSON_DEPTH:
             raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}")
         if isinstance(item, str):
-            item.encode("utf-8")
+            _check_text(item)
         elif isinstance(item, dict):
             for k, v in item.items():
-                k.encode("utf-8")
+                _check_text(k)
                 stack.append((v, depth + 1))
         elif isinstance(item, list):
             stack.extend((v, depth + 1) for v in item)
