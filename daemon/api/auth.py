@@ -1,0 +1,517 @@
+"""Authentication for every API request: HTTP Digest (RFC 7616: SHA-256 and MD5, qop=auth) and
+HTTP Basic, as a Falcon middleware. See docs/auth.md for the design in short.
+
+- `Authenticator` is pure enough to unit test: the clock, the user lookup and the secret are passed in.
+- `make_authenticator(state_dir)` wires the real ones: users read from the SQLite store through a
+  read-only connection, a persistent nonce secret in `<state_dir>/api-secret`.
+
+On success `req.context.user` is an `AuthUser(name, role)`; the roles are enforced by the command
+layer (daemon.commands.role_allows), not here.
+
+All state here (nonce counts, caches, failure counters) lives in one process: with several
+gunicorn workers each worker keeps its own (see docs/auth.md, "Limits").
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import sqlite3
+import struct
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import unquote_to_bytes, urlsplit
+
+import falcon
+
+from daemon.faults import VapixFault, unavailable
+from daemon.store import Store, StoreError
+from daemon.users import REALM, UserRecord, get_user, scrypt_hash, verify_password
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = "api-secret"
+SECRET_BYTES = 32
+
+NONCE_LIFETIME = 300.0        # seconds; older nonces are answered with stale=true
+NONCE_FUTURE_SKEW = 5.0       # a nonce "issued" further in the future than this is not ours
+MAX_NONCES = 1024             # nonces whose nonce counts are remembered (LRU)
+MAX_NC_PER_NONCE = 4096       # nonce counts remembered per nonce; then the client gets a new nonce
+USER_CACHE_TTL = 2.0          # user removal / password change takes effect within this
+BASIC_CACHE_TTL = 60.0        # a verified Basic name:password skips scrypt for this long
+MAX_CACHE_ENTRIES = 1024
+FAILURE_LIMIT = 10            # failed attempts per address within FAILURE_WINDOW before 429
+FAILURE_WINDOW = 300.0
+MAX_BACKOFF = 60.0
+MAX_ADDRESSES = 4096
+MAX_AUTH_HEADER = 4096
+
+# Digest algorithms in the order they are offered (strongest first).
+DIGEST_ALGORITHMS: dict[str, Callable] = {"SHA-256": hashlib.sha256, "MD5": hashlib.md5}
+
+_NC_RE = re.compile(r"[0-9a-fA-F]{8}")
+_TOKEN = r"[A-Za-z0-9!#$%&'*+.^_`|~-]+"
+_PARAM_RE = re.compile(r'(%s)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^\s,"]+))[ \t]*' % _TOKEN)
+_SEPARATORS_RE = re.compile(r"[ \t,]*")
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    name: str
+    role: str
+
+
+class UserStoreUnavailable(Exception):
+    """The user lookup could not reach the user database (answered with 503, not 401)."""
+
+
+class SecretError(Exception):
+    """The nonce secret file exists but is not what we wrote."""
+
+
+# -- small helpers ------------------------------------------------------------------------------
+
+def parse_auth_params(text: str) -> dict[str, str] | None:
+    """Parse `k=v, k="quoted", ...` (RFC 7235 auth-param list). None if malformed or a key repeats."""
+    params: dict[str, str] = {}
+    pos = 0
+    while True:
+        pos = _SEPARATORS_RE.match(text, pos).end()
+        if pos >= len(text):
+            return params
+        m = _PARAM_RE.match(text, pos)
+        if m is None:
+            return None
+        key = m.group(1).lower()
+        value = re.sub(r"\\(.)", r"\1", m.group(2)) if m.group(2) is not None else m.group(3)
+        if key in params:
+            return None
+        params[key] = value
+        pos = m.end()
+        if pos < len(text) and text[pos] != ",":
+            return None
+
+
+def _add_header_line(resp: falcon.Response, name: str, value: str) -> None:
+    """Add `name: value` as a header line of its own.
+
+    Falcon folds repeated headers into one comma-separated line (Set-Cookie excepted). Several
+    challenges folded into one WWW-Authenticate line are valid HTTP but clients mis-parse them
+    (curl and browsers take the parameters of the last challenge); separate lines work everywhere.
+    Falcon 3 and 4 keep extra header lines in Response._extra_headers (emitted as they are); the
+    tests check the lines on the wire. If a later Falcon drops that slot we fall back to folding.
+    """
+    if not hasattr(resp, "_extra_headers"):
+        resp.append_header(name, value)
+    elif resp._extra_headers is None:
+        resp._extra_headers = [(name, value)]
+    else:
+        resp._extra_headers.append((name, value))
+
+
+class _TTLCache:
+    """A small bounded mapping whose entries expire (clock passed to each call)."""
+
+    def __init__(self, ttl: float, max_entries: int):
+        self.ttl, self.max_entries = ttl, max_entries
+        self._items: OrderedDict = OrderedDict()
+
+    def get(self, key, now: float, default=None):
+        item = self._items.get(key)
+        if item is None:
+            return default
+        expires, value = item
+        if now >= expires:
+            del self._items[key]
+            return default
+        return value
+
+    def put(self, key, value, now: float) -> None:
+        self._items.pop(key, None)
+        self._items[key] = (now + self.ttl, value)
+        while len(self._items) > self.max_entries:
+            self._items.popitem(last=False)
+
+    def __contains__(self, key) -> bool:
+        return key in self._items
+
+
+class NonceCounts:
+    """Nonce counts seen per nonce, to reject a replayed request while accepting counts that arrive
+    out of order (concurrent requests on one nonce). Bounded: LRU over nonces, and a cap on counts per
+    nonce. When a nonce is forgotten, its issue time becomes a floor: an unknown nonce issued at or
+    before the floor might be one we forgot, so it is answered as stale instead of trusted."""
+
+    OK, REPLAY, RENEW = "ok", "replay", "renew"
+
+    def __init__(self, max_nonces: int = MAX_NONCES, max_counts: int = MAX_NC_PER_NONCE):
+        self.max_nonces, self.max_counts = max_nonces, max_counts
+        self._seen: OrderedDict[str, tuple[int, set[int]]] = OrderedDict()
+        self._floor = -1
+
+    def use(self, nonce: str, issued: int, nc: int) -> str:
+        entry = self._seen.get(nonce)
+        if entry is None:
+            if issued <= self._floor:
+                return self.RENEW
+            entry = (issued, set())
+            self._seen[nonce] = entry
+            while len(self._seen) > self.max_nonces:
+                _, (old_issued, _) = self._seen.popitem(last=False)
+                self._floor = max(self._floor, old_issued)
+        else:
+            self._seen.move_to_end(nonce)
+        counts = entry[1]
+        if nc in counts:
+            return self.REPLAY
+        if len(counts) >= self.max_counts:
+            return self.RENEW
+        counts.add(nc)
+        return self.OK
+
+
+@dataclass
+class _Failures:
+    times: deque = field(default_factory=deque)
+    blocked_until: float = 0.0
+
+
+class FailureLimiter:
+    """Failed logins per remote address in a sliding window. From the FAILURE_LIMIT-th failure on,
+    the address is blocked for 1 s, then 2 s, 4 s, ... (capped) after each further failure; while
+    blocked every request gets 429 without looking at credentials. A success forgets the address."""
+
+    def __init__(self, limit: int = FAILURE_LIMIT, window: float = FAILURE_WINDOW,
+                 max_backoff: float = MAX_BACKOFF, max_addresses: int = MAX_ADDRESSES):
+        self.limit, self.window, self.max_backoff = limit, window, max_backoff
+        self.max_addresses = max_addresses
+        self._by_addr: OrderedDict[str, _Failures] = OrderedDict()
+
+    def blocked_for(self, addr: str, now: float) -> float:
+        entry = self._by_addr.get(addr)
+        return max(0.0, entry.blocked_until - now) if entry else 0.0
+
+    def failure(self, addr: str, now: float) -> float:
+        """Record a failure; return how long the address is now blocked (0 if not)."""
+        entry = self._by_addr.pop(addr, None) or _Failures()
+        while entry.times and entry.times[0] <= now - self.window:
+            entry.times.popleft()
+        entry.times.append(now)
+        # enough history to reach the cap; older entries add nothing
+        while len(entry.times) > self.limit + int(math.log2(self.max_backoff)) + 2:
+            entry.times.popleft()
+        over = len(entry.times) - self.limit
+        if over >= 0:
+            entry.blocked_until = now + min(self.max_backoff, 2.0 ** over)
+        self._by_addr[addr] = entry
+        while len(self._by_addr) > self.max_addresses:
+            self._by_addr.popitem(last=False)
+        return max(0.0, entry.blocked_until - now)
+
+    def success(self, addr: str) -> None:
+        self._by_addr.pop(addr, None)
+
+
+# Outcomes of checking an Authorization header other than success.
+_CHALLENGE = "challenge"   # no (usable) credentials offered: plain challenge, not a failure
+_STALE = "stale"           # right credentials, nonce too old (or forgotten): new nonce, not a failure
+_FAILED = "failed"         # wrong credentials: challenge, counted against the address
+
+
+class Authenticator:
+    """Falcon middleware: every request must authenticate with Digest or Basic."""
+
+    def __init__(self, user_lookup: Callable[[str], UserRecord | None], secret: bytes,
+                 clock: Callable[[], float] = time.time, realm: str = REALM, *,
+                 nonce_lifetime: float = NONCE_LIFETIME, user_cache_ttl: float = USER_CACHE_TTL,
+                 basic_cache_ttl: float = BASIC_CACHE_TTL, limiter: FailureLimiter | None = None,
+                 nonce_counts: NonceCounts | None = None):
+        if len(secret) < 16:
+            raise ValueError("secret too short")
+        self._lookup_uncached = user_lookup
+        self._secret = bytes(secret)
+        self._clock = clock
+        self.realm = realm
+        self.nonce_lifetime = nonce_lifetime
+        self.opaque = hmac.new(self._secret, b"opaque", hashlib.sha256).hexdigest()[:32]
+        self._lock = threading.Lock()
+        self._users = _TTLCache(user_cache_ttl, MAX_CACHE_ENTRIES)
+        self._basic_ok = _TTLCache(basic_cache_ttl, MAX_CACHE_ENTRIES)
+        self._limiter = limiter or FailureLimiter()
+        self._nonce_counts = nonce_counts or NonceCounts()
+        # Unknown Basic users are checked against this so they cost what a known user costs.
+        self._dummy = UserRecord("", "viewer", realm, "", "", scrypt_hash(secrets.token_urlsafe()), 0.0)
+
+    # -- falcon middleware -------------------------------------------------------------------
+    def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        addr = req.remote_addr or ""
+        now = self._clock()
+        with self._lock:
+            wait = self._limiter.blocked_for(addr, now)
+        if wait > 0:
+            self._reply_too_many(resp, wait)
+            return
+        try:
+            outcome = self._authenticate(req, now)
+        except UserStoreUnavailable as e:
+            log.error("user database unavailable: %s", e)
+            self._reply(resp, 503, unavailable("The user database is not available"), [])
+            return
+        if isinstance(outcome, AuthUser):
+            with self._lock:
+                self._limiter.success(addr)
+            req.context.user = outcome
+            return
+        if outcome == _FAILED:
+            with self._lock:
+                blocked = self._limiter.failure(addr, now)
+            if blocked:
+                log.warning("authentication from %s blocked for %.0f s after repeated failures",
+                            addr, blocked)
+        self._reply(resp, 401, _auth_fault(), self.challenges(now, stale=outcome == _STALE))
+
+    # -- challenge and replies -----------------------------------------------------------------
+    def challenges(self, now: float, stale: bool = False) -> list[tuple[str, str]]:
+        nonce = self.make_nonce(now)
+        lines = []
+        for algorithm in DIGEST_ALGORITHMS:
+            value = (f'Digest realm="{self.realm}", qop="auth", algorithm={algorithm}, '
+                     f'nonce="{nonce}", opaque="{self.opaque}"')
+            if stale:
+                value += ", stale=true"
+            lines.append(("WWW-Authenticate", value))
+        lines.append(("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"'))
+        return lines
+
+    def _reply(self, resp: falcon.Response, status: int, fault: VapixFault,
+               headers: list[tuple[str, str]]) -> None:
+        resp.status = status
+        resp.content_type = falcon.MEDIA_JSON
+        resp.text = json.dumps(fault.to_dict())
+        for name, value in headers:
+            _add_header_line(resp, name, value)
+        resp.complete = True  # falcon 4: skip routing and the responder, still run process_response
+
+    def _reply_too_many(self, resp: falcon.Response, wait: float) -> None:
+        fault = VapixFault("env:Sender", "ter:NotAuthorized", "ter:TooManyAttempts",
+                           "Too many failed authentication attempts", http_status=429)
+        resp.set_header("Retry-After", str(max(1, math.ceil(wait))))
+        self._reply(resp, 429, fault, [])
+
+    # -- nonces ---------------------------------------------------------------------------------
+    def make_nonce(self, now: float) -> str:
+        """base64url(issue time (8 bytes) + 16 random bytes + HMAC-SHA256 of both, truncated to 24)."""
+        body = struct.pack(">Q", max(0, int(now))) + secrets.token_bytes(16)
+        return base64.urlsafe_b64encode(body + self._nonce_mac(body)).decode("ascii")
+
+    def _nonce_mac(self, body: bytes) -> bytes:
+        return hmac.new(self._secret, b"nonce:" + body, hashlib.sha256).digest()[:24]
+
+    def nonce_issued(self, nonce: str) -> int | None:
+        """Issue time of a nonce we made, or None if it is not ours."""
+        if len(nonce) != 64:
+            return None
+        try:
+            raw = base64.b64decode(nonce.encode("ascii"), altchars=b"-_", validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError):
+            return None
+        body, mac = raw[:24], raw[24:]
+        if not hmac.compare_digest(mac, self._nonce_mac(body)):
+            return None
+        return struct.unpack(">Q", body[:8])[0]
+
+    # -- checking credentials ----------------------------------------------------------------
+    def _authenticate(self, req: falcon.Request, now: float):
+        header = req.get_header("Authorization")
+        if not header:
+            return _CHALLENGE
+        if len(header) > MAX_AUTH_HEADER:
+            return _FAILED
+        scheme, _, rest = header.strip().partition(" ")
+        scheme = scheme.lower()
+        if scheme == "digest":
+            return self._digest(req, rest, now)
+        if scheme == "basic":
+            return self._basic(rest, now)
+        return _CHALLENGE  # a scheme we do not offer carries no password guess
+
+    def _user(self, name: str, now: float) -> UserRecord | None:
+        with self._lock:
+            missing = object()
+            record = self._users.get(name, now, missing)
+        if record is not missing:
+            return record
+        record = self._lookup_uncached(name)  # may raise UserStoreUnavailable
+        with self._lock:
+            self._users.put(name, record, now)
+        return record
+
+    def _digest(self, req: falcon.Request, text: str, now: float):
+        p = parse_auth_params(text)
+        if p is None:
+            return _FAILED
+        if any(k not in p for k in ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")):
+            return _FAILED  # includes RFC 2069 style (no qop) and username* (not supported)
+        if p.get("userhash", "false").lower() != "false":
+            return _FAILED  # userhash is not supported (we offer userhash=false implicitly)
+        hash_fn = DIGEST_ALGORITHMS.get(p.get("algorithm", "MD5").upper())
+        if (hash_fn is None or p["realm"] != self.realm or p["qop"].lower() != "auth"
+                or ("opaque" in p and p["opaque"] != self.opaque) or not _NC_RE.fullmatch(p["nc"])
+                or not _uri_matches(req, p["uri"])):
+            return _FAILED
+        issued = self.nonce_issued(p["nonce"])
+        if issued is None:
+            return _FAILED
+        record = self._user(p["username"], now)
+        if record is None:
+            return _FAILED
+        ha1 = record.ha1_sha256 if hash_fn is hashlib.sha256 else record.ha1_md5
+
+        def h(s: str) -> str:
+            return hash_fn(s.encode("utf-8")).hexdigest()
+
+        ha2 = h(f"{req.method}:{p['uri']}")
+        expected = h(f"{ha1}:{p['nonce']}:{p['nc']}:{p['cnonce']}:{p['qop']}:{ha2}")
+        if not hmac.compare_digest(expected.encode(), p["response"].lower().encode("utf-8", "replace")):
+            return _FAILED
+        # The digest is right: from here on only the nonce can be wrong (RFC 7616: stale=true).
+        if now - issued > self.nonce_lifetime or issued > now + NONCE_FUTURE_SKEW:
+            return _STALE
+        with self._lock:
+            verdict = self._nonce_counts.use(p["nonce"], issued, int(p["nc"], 16))
+        if verdict == NonceCounts.REPLAY:
+            log.warning("replayed digest nonce count from %s for %s", req.remote_addr, record.name)
+            return _FAILED
+        if verdict == NonceCounts.RENEW:
+            return _STALE
+        return AuthUser(record.name, record.role)
+
+    def _basic(self, text: str, now: float):
+        try:
+            decoded = base64.b64decode(text.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, ValueError):
+            return _FAILED
+        name, sep, password = decoded.partition(":")
+        if not sep or not name or len(password) > 1024:
+            return _FAILED
+        key = hmac.new(self._secret, f"{name}:{password}".encode("utf-8"), hashlib.sha256).digest()
+        record = self._user(name, now)
+        with self._lock:
+            cached_hash = self._basic_ok.get(key, now)
+        if record is None:
+            verify_password(self._dummy, password)  # same cost as a known user
+            return _FAILED
+        # The cache remembers which stored hash the password matched: a changed password or a
+        # removed user (seen within USER_CACHE_TTL) invalidates it.
+        if cached_hash is not None and hmac.compare_digest(cached_hash, record.pw_hash):
+            return AuthUser(record.name, record.role)
+        if not verify_password(record, password):
+            return _FAILED
+        with self._lock:
+            self._basic_ok.put(key, record.pw_hash, now)
+        return AuthUser(record.name, record.role)
+
+
+def _auth_fault() -> VapixFault:
+    return VapixFault("env:Sender", "ter:NotAuthorized", "ter:AuthenticationFailed",
+                      "Authentication required", http_status=401)
+
+
+def _uri_matches(req: falcon.Request, uri: str) -> bool:
+    """Does the Digest `uri` name this request's target (path and query)?
+
+    Exact match against the raw request target when the server provides it (gunicorn's RAW_URI);
+    otherwise compare the percent-decoded path with SCRIPT_NAME + PATH_INFO (which WSGI servers
+    decode) and the query string byte for byte. Absolute-form URIs are reduced to path + query."""
+    env = req.env
+    raw = env.get("RAW_URI") or env.get("REQUEST_URI")
+    if raw is not None and uri == raw:
+        return True
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return False
+    if parts.netloc and parts.scheme not in ("http", "https"):
+        return False
+    path = unquote_to_bytes(parts.path).decode("latin-1")
+    return (path == env.get("SCRIPT_NAME", "") + env.get("PATH_INFO", "")
+            and parts.query == env.get("QUERY_STRING", ""))
+
+
+# -- wiring the real dependencies ---------------------------------------------------------------
+
+class StoreUserLookup:
+    """user_lookup over the SQLite store, opened read-only on first use in each process (a
+    connection must not cross gunicorn's fork) and reopened after an error."""
+
+    def __init__(self, state_dir: str | os.PathLike):
+        self.state_dir = Path(state_dir)
+        self._store: Store | None = None
+        self._pid: int | None = None
+        self._inherited: Store | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, name: str) -> UserRecord | None:
+        with self._lock:
+            try:
+                if self._store is None or self._pid != os.getpid():
+                    if self._store is not None:
+                        # Opened before a fork: never use or close it here (it belongs to the parent).
+                        self._inherited = self._store
+                    self._store = None
+                    self._store = Store.open(self.state_dir, readonly=True)
+                    self._pid = os.getpid()
+                return get_user(self._store, name)
+            except (StoreError, sqlite3.Error) as e:
+                if self._store is not None:
+                    try:
+                        self._store.close()
+                    except sqlite3.Error:
+                        pass
+                    self._store = None
+                raise UserStoreUnavailable(str(e)) from e
+
+
+def load_or_create_secret(state_dir: str | os.PathLike) -> bytes:
+    """The nonce/cache secret in <state_dir>/api-secret: 32 random bytes, mode 0600.
+
+    Several gunicorn workers may start at once: each writes a complete candidate to a private temp
+    file (O_CREAT|O_EXCL, 0600) and publishes it with link(), which fails if the name exists, so
+    exactly one candidate wins and nobody ever reads a half-written secret."""
+    directory = Path(state_dir)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / SECRET_FILE
+    if not path.exists():
+        tmp = directory / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(8)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            try:
+                os.write(fd, secrets.token_bytes(SECRET_BYTES))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another worker won; use its secret
+        finally:
+            tmp.unlink(missing_ok=True)
+    data = path.read_bytes()
+    if len(data) != SECRET_BYTES:
+        raise SecretError(f"{path} should hold {SECRET_BYTES} bytes, has {len(data)}")
+    return data
+
+
+def make_authenticator(state_dir: str | os.PathLike, clock: Callable[[], float] = time.time) -> Authenticator:
+    return Authenticator(StoreUserLookup(state_dir), load_or_create_secret(state_dir), clock=clock)
