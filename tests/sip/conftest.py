@@ -138,7 +138,8 @@ def station():
 # ---- netstring JSON client for baresip's ctrl_tcp ---------------------------------------------------
 class Baresip:
     def __init__(self, workdir: Path, account_params: str = "answermode=auto",
-                 user: str = "bob", extra_modules: tuple[str, ...] = ()):
+                 user: str = "bob", extra_modules: tuple[str, ...] = (),
+                 accounts_line: Callable[["Baresip"], str] | None = None):
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
@@ -150,7 +151,7 @@ class Baresip:
                   .replace("@CTRL_LISTEN@", f"127.0.0.1:{self.ctrl_port}")
                   .replace("@EXTRA_MODULES@", "\n".join(f"module\t\t\t{m}" for m in extra_modules)))
         (self.dir / "config").write_text(config)
-        self.set_accounts(f"<{self.aor}>;regint=0;{account_params}")
+        self.set_accounts(accounts_line(self) if accounts_line else f"<{self.aor}>;regint=0;{account_params}")
         self.proc: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.responses: dict[str, dict] = {}
