@@ -19,6 +19,7 @@ from pathlib import Path
 import falcon
 import falcon.testing
 import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
 import requests
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
@@ -473,6 +474,28 @@ def test_parse_auth_params():
     assert parse_auth_params("a=1 b=2") is None
     assert parse_auth_params("a=1, a=2") is None
     assert parse_auth_params('a="unterminated') is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=300))
+def test_parse_auth_params_never_raises(text):
+    result = parse_auth_params(text)
+    assert result is None or isinstance(result, dict)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(scheme=st.sampled_from(["Digest ", "Basic ", "digest\t", "", "Bearer "]),
+       rest=st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=200),
+       addr=st.ip_addresses(v=4).map(str))
+def test_arbitrary_authorization_headers_never_authenticate_or_crash(client, scheme, rest, addr):
+    result = client.simulate_get("/whoami", headers={"Authorization": scheme + rest}, remote_addr=addr)
+    assert result.status_code in (401, 429)  # 429 only if hypothesis repeats an address 10 times
+
+
+def test_digest_header_with_tab_after_scheme(app, client):
+    ch = digest_challenge(app)
+    header = digest_authorization(ch, "vic", "vic-secret-12", "GET", "/whoami").replace("Digest ", "Digest\t", 1)
+    assert client.simulate_get("/whoami", headers={"Authorization": header}).status_code == 200
 
 
 def test_secret_file_created_0600_and_reused(tmp_path):

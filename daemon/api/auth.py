@@ -338,7 +338,7 @@ class Authenticator:
             return _CHALLENGE
         if len(header) > MAX_AUTH_HEADER:
             return _FAILED
-        scheme, _, rest = header.strip().partition(" ")
+        scheme, rest = (header.split(None, 1) + [""])[:2]
         scheme = scheme.lower()
         if scheme == "digest":
             return self._digest(req, rest, now)
