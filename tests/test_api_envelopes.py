@@ -244,7 +244,7 @@ def test_jsonrpc_unavailable_is_server_error_503():
 def test_jsonrpc_notification_gets_no_body():
     req = decode('{"jsonrpc": "2.0", "method": "TerminateCall", "params": {"CallId": "x"}}')
     assert req.style.notification
-    assert envelopes.encode_result(req.style, {}) == envelopes.Reply(204, "application/json", b"")
+    assert envelopes.encode_result(req.style, {}) == envelopes.Reply(204, None, b"")
     assert envelopes.encode_fault(req.style, faults.invalid_arg("x")).body == b""
 
 

@@ -92,7 +92,7 @@ class Request:
 @dataclass(frozen=True)
 class Reply:
     status: int
-    content_type: str
+    content_type: str | None  # None with an empty body (JSON-RPC notifications)
     body: bytes
 
 
@@ -400,7 +400,7 @@ def encode_result(style: Style, data: dict) -> Reply:
         return Reply(200, JSON_TYPE, _json_bytes({**_google_head(style), "data": data}))
     if style.kind == JSONRPC:
         if style.notification:
-            return Reply(204, JSON_TYPE, b"")
+            return Reply(204, None, b"")
         return Reply(200, JSON_TYPE, _json_bytes({"jsonrpc": "2.0", "result": data, "id": style.rpc_id}))
     return Reply(200, JSON_TYPE, _json_bytes(data))
 
@@ -438,7 +438,7 @@ def encode_fault(style: Style, fault: VapixFault, code: int | None = None) -> Re
         return Reply(status, JSON_TYPE, _json_bytes({**_google_head(style), "error": error}))
     if style.kind == JSONRPC:
         if style.notification:
-            return Reply(status, JSON_TYPE, b"")
+            return Reply(status, None, b"")
         error = {"code": code if code is not None else rpc_code(fault), "message": _message(fault),
                  "data": fault.to_dict()}
         return Reply(status, JSON_TYPE, _json_bytes({"jsonrpc": "2.0", "error": error, "id": style.rpc_id}))

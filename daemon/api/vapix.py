@@ -56,9 +56,7 @@ class VapixCallResource:
             reply = envelopes.encode_fault(e.style, e.fault, e.code)
         else:
             reply = self._run(req, request)
-        resp.status = reply.status
-        resp.content_type = reply.content_type
-        resp.data = reply.body
+        _write(resp, reply)
 
     on_post = on_get
 
@@ -107,7 +105,10 @@ def _style_for(req: falcon.Request) -> envelopes.Style:
 
 def _write(resp: falcon.Response, reply: envelopes.Reply) -> None:
     resp.status = reply.status
-    resp.content_type = reply.content_type
+    if reply.content_type is None:
+        resp.content_type = None  # no body, no type (a 204 must not carry one)
+    else:
+        resp.content_type = reply.content_type
     resp.data = reply.body
 
 
