@@ -405,7 +405,7 @@ class Authenticator:
         name, sep, password = decoded.partition(":")
         if not sep or not name or len(password) > 1024:
             return _FAILED
-        key = hmac.new(self._secret, f"{name}:{password}".encode("utf-8"), hashlib.sha256).digest()
+        key = hmac.new(self._secret, f"basic:{name}:{password}".encode("utf-8"), hashlib.sha256).digest()
         record = self._user(name, now)
         with self._lock:
             cached_hash = self._basic_ok.get(key, now)
