@@ -147,10 +147,11 @@ def test_spec_json_request(client):
 def test_forwarded_arguments():
     client, control = make_client()
     client.simulate_post("/vapix/call", body='{"axcall:Call": {"To": "sip:6002@example.axis.com"}}')
-    client.simulate_get("/vapix/call", query_string="format=simple&action=axcall:Call&To=VMS_CALL")
+    client.simulate_get("/vapix/call", query_string="format=simple&action=axcall:Call&To=VMS_CALL",
+                        headers={"X-Test-Role": "operator"})
     assert control.calls == [
-        {"action": "Call", "params": {"To": "sip:6002@example.axis.com"}, "lenient": False},
-        {"action": "Call", "params": {"To": "VMS_CALL"}, "lenient": True}]
+        {"action": "Call", "params": {"To": "sip:6002@example.axis.com"}, "lenient": False, "role": "admin"},
+        {"action": "Call", "params": {"To": "VMS_CALL"}, "lenient": True, "role": "operator"}]
 
 
 def test_spec_simple_get(client):
@@ -383,18 +384,18 @@ def _fake_auth_module(seen: list):
 def test_get_app_without_supervisor_answers_503(monkeypatch, tmp_path):
     seen: list[str] = []
     monkeypatch.setitem(sys.modules, "daemon.api.auth", _fake_auth_module(seen))
-    monkeypatch.setattr("daemon.api.vapix.default_command_role", command_role_from(HANDLERS))
     monkeypatch.setenv("DOORSTATION_STATE_DIR", str(tmp_path))
     monkeypatch.delenv("DOORSTATION_CONTROL_SOCKET", raising=False)
     client = falcon.testing.TestClient(app_module.get_app())
     r = client.simulate_post("/vapix/call", json={"axcall:GetSIPAccounts": {}})
     assert seen == [str(tmp_path)]
     assert r.status_code == 503 and r.json["FaultSubCode"] == "ter:ServiceUnavailable"
+    r = client.simulate_get("/api/events", query_string="after=0&wait=0")  # wired to the same control
+    assert r.status_code == 503 and r.json["FaultSubCode"] == "ter:ServiceUnavailable"
 
 
 def test_get_app_uses_the_control_socket_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "daemon.api.auth", _fake_auth_module([]))
-    monkeypatch.setattr("daemon.api.vapix.default_command_role", command_role_from(HANDLERS))
     path = tmp_path / "elsewhere.sock"
     monkeypatch.setenv("DOORSTATION_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("DOORSTATION_CONTROL_SOCKET", str(path))

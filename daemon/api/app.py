@@ -50,7 +50,10 @@ def get_app() -> falcon.App:
     socket_path = (os.environ.get("DOORSTATION_CONTROL_SOCKET")
                    or os.path.join(state_dir, "run", "control.sock"))
     timeout = float(os.environ.get("DOORSTATION_CONTROL_TIMEOUT", DEFAULT_CONTROL_TIMEOUT))
-    # Imported here: both modules are optional for unit tests of the HTTP layer.
+    # Imported here: none of these is needed by unit tests of the HTTP layer.
     from daemon.api.auth import make_authenticator
+    from daemon.api.events import EventsResource
     from daemon.control.client import ControlClient
-    return create_app(ControlClient(socket_path, timeout=timeout), make_authenticator(state_dir))
+    control = ControlClient(socket_path, timeout=timeout)
+    return create_app(control, make_authenticator(state_dir),
+                      extra_routes={"/api/events": EventsResource(control)})

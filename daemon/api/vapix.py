@@ -62,10 +62,12 @@ class VapixCallResource:
 
     def _run(self, req: falcon.Request, request: envelopes.Request) -> envelopes.Reply:
         try:
-            self._authorize(req, request.action)
+            role = self._authorize(req, request.action)
+            # The role goes along: the supervisor checks it again for any other socket client.
             result = self._control.request("vapix", {"action": request.action,
                                                      "params": request.params,
-                                                     "lenient": request.lenient})
+                                                     "lenient": request.lenient,
+                                                     "role": role})
             if not isinstance(result, dict):
                 raise faults.action_failed("The door station service gave a malformed answer")
             return envelopes.encode_result(request.style, result)
@@ -76,7 +78,8 @@ class VapixCallResource:
             return envelopes.encode_fault(request.style, internal_error(
                 f"Internal error while running axcall:{request.action}"))
 
-    def _authorize(self, req: falcon.Request, action: str) -> None:
+    def _authorize(self, req: falcon.Request, action: str) -> str:
+        """The user's role if it may run axcall:<action>; else a not_authorized fault."""
         needed = self._command_role(action)  # unknown actions fault here, before the role check
         user = req.context.get("user")
         role = getattr(user, "role", None)
@@ -90,6 +93,7 @@ class VapixCallResource:
             allowed = False
         if not allowed:
             raise faults.not_authorized(f"axcall:{action} needs the {needed} role")
+        return role
 
 
 # ---------------------------------------------------------------------------------- error handlers
