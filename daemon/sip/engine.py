@@ -712,7 +712,7 @@ class SipEngine:
             self._history.add(status)
         self._log.info("call %s ended: %s (SIP %s)", call_id, rec.reason, status_code)
         self._emit(CallTransition(call_id, rec.reason, status))
-        self._emit(CallFinished(status))
+        self._emit(CallFinished(status, rec.last_status_code))
 
     def _on_media_state(self, msg: cb.MediaState) -> None:
         rec = self._calls.get(msg.call_id)

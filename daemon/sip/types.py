@@ -34,8 +34,10 @@ class CallTransition:
 
 @dataclass(frozen=True)
 class CallFinished:
-    """A call ended and was moved to history: persist `status` (see daemon.sip.calls.call_row)."""
+    """A call ended and was moved to history: persist `status` (see daemon.sip.calls.call_row).
+    `sip_code` is the last SIP status code seen (diagnostics only, not part of CallStatus)."""
     status: dict
+    sip_code: int = 0
 
 
 @dataclass(frozen=True)
