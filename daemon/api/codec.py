@@ -9,7 +9,7 @@ Rules (spec, "JSON and simplified key-value requests"):
   in double quotes, and a quoted value is always a string (`"true"` is the text true);
 - numbers stay strings on the way in (the command handlers coerce them by type: `lenient=True`).
 
-Decisions where the spec is silent (also in docs/vapix-conformance.md):
+Decisions where the spec is silent:
 - lists must be dense (indices 0..n-1, any order); `A=1&A_B=2`, `A_0=1&A_B=2` and repeated keys are
   malformed, not "last one wins", because guessing would silently drop data;
 - a single `_` key (jQuery's cache buster) is ignored;
