@@ -1,0 +1,416 @@
+"""Door-station audio: ALSA microphone/speaker bridged into pjsua2's conference bridge.
+
+Layers, bottom up:
+- `Pcm` (protocol): a non-blocking duplex PCM. `AlsaPcm` (pyalsaaudio, PCM_NONBLOCK) here,
+  `SimPcm` in hw/audio_sim.py.
+- `ByteFifo`: a bounded FIFO. The ALSA clock and pjsua2's media clock never tick at exactly the
+  same rate, so each direction has one: when it would overflow, the oldest audio is dropped
+  (overrun); when a frame is wanted and it is short, silence pads it (underrun). Both counted.
+- `AudioBridge`: pure Python, no pjsua2. `frame_for_call()` (mic -> call) and
+  `frame_from_call(data)` (call -> speaker) are what the media clock thread calls every 20 ms;
+  both only move bytes and do non-blocking ALSA I/O, so they never stall that clock.
+  Ring-back for the speaker is generated here (`RingbackTone`) while `ringback_active`.
+- `PjAudioPort`: the `pj.AudioMediaPort` subclass that forwards the two callbacks to the bridge,
+  with a fast path for frame.buf (see `fast_bytes`). `AudioBridge.open_port()/attach()/detach()`
+  are the SIP engine's hooks (engine thread only).
+"""
+from __future__ import annotations
+
+import array
+import ctypes
+import math
+import threading
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+SAMPLE_BYTES = 2            # S16_LE mono
+FRAME_MS = 20               # pjsua2 ptime; one callback per frame
+
+
+class AudioError(Exception):
+    """Base of the typed audio errors."""
+
+
+class AudioDeviceError(AudioError, OSError):
+    def __init__(self, device: str, detail: str) -> None:
+        super().__init__(f"audio device {device!r}: {detail}")
+        self.device = device
+
+
+class Pcm(Protocol):
+    """A duplex PCM whose calls never block."""
+
+    def read(self) -> bytes:
+        """Captured audio available now (possibly b"")."""
+        ...
+
+    def write(self, data: bytes) -> int:
+        """Queue audio for playback; returns how many bytes were taken (0 if the device is full)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# --- bounded FIFO -----------------------------------------------------------------------------
+
+class ByteFifo:
+    """Bounded byte FIFO; thread-safe (the clock thread and the ALSA pump may differ)."""
+
+    def __init__(self, capacity: int, sample_bytes: int = SAMPLE_BYTES) -> None:
+        self.capacity = capacity - capacity % sample_bytes
+        self._sample = sample_bytes
+        self._buf = bytearray()
+        self._lock = threading.Lock()
+        self.overruns = 0        # pushes that had to drop old audio
+        self.dropped_bytes = 0
+        self.underruns = 0       # pops that had to be padded with silence
+        self.padded_bytes = 0
+        self.high_water = 0
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def push(self, data: bytes) -> None:
+        with self._lock:
+            self._buf += data
+            excess = len(self._buf) - self.capacity
+            if excess > 0:
+                excess += (-excess) % self._sample   # keep sample alignment
+                del self._buf[:excess]
+                self.overruns += 1
+                self.dropped_bytes += excess
+            self.high_water = max(self.high_water, len(self._buf))
+
+    def pop(self, n: int) -> bytes:
+        """Exactly n bytes: what is there, padded with silence if short."""
+        with self._lock:
+            out = bytes(self._buf[:n])
+            del self._buf[:n]
+        if len(out) < n:
+            self.underruns += 1
+            self.padded_bytes += n - len(out)
+            out += bytes(n - len(out))
+        return out
+
+    def peek_all(self) -> bytes:
+        with self._lock:
+            return bytes(self._buf)
+
+    def take(self, n: int) -> None:
+        with self._lock:
+            del self._buf[:n]
+
+    def stats(self) -> dict[str, int]:
+        return {"level": len(self._buf), "capacity": self.capacity, "high_water": self.high_water,
+                "overruns": self.overruns, "dropped_bytes": self.dropped_bytes,
+                "underruns": self.underruns, "padded_bytes": self.padded_bytes}
+
+
+# --- ring-back --------------------------------------------------------------------------------
+
+class RingbackTone:
+    """A cadenced sine (e.g. 425 Hz, 1 s on / 4 s off), generated once, read frame by frame."""
+
+    def __init__(self, rate: int, frequency_hz: float = 425.0, on_ms: int = 1000,
+                 off_ms: int = 4000, level: float = 0.25) -> None:
+        amp = int(32767 * max(0.0, min(1.0, level)))
+        on = rate * on_ms // 1000
+        samples = array.array("h", (int(amp * math.sin(2 * math.pi * frequency_hz * i / rate))
+                                    for i in range(on)))
+        samples.extend([0] * (rate * off_ms // 1000))
+        self._pcm = samples.tobytes()
+        self._pos = 0
+
+    def reset(self) -> None:
+        self._pos = 0
+
+    def next(self, n: int) -> bytes:
+        out = bytearray()
+        while len(out) < n:
+            chunk = self._pcm[self._pos:self._pos + n - len(out)]
+            out += chunk
+            self._pos = (self._pos + len(chunk)) % len(self._pcm)
+        return bytes(out)
+
+
+# --- the bridge core --------------------------------------------------------------------------
+
+class AudioBridge:
+    def __init__(self, pcm: Pcm, rate: int = 16000, fifo_ms: int = 200,
+                 ringback: RingbackTone | None = None) -> None:
+        self.pcm = pcm
+        self.rate = rate
+        self.frame_bytes = rate * FRAME_MS // 1000 * SAMPLE_BYTES
+        cap = max(2 * self.frame_bytes, rate * fifo_ms // 1000 * SAMPLE_BYTES)
+        self.mic = ByteFifo(cap)        # ALSA capture -> call
+        self.speaker = ByteFifo(cap)    # call -> ALSA playback
+        self._ringback = ringback or RingbackTone(rate)
+        self.ringback_active = False    # set from any thread; read on the clock thread
+        self.frames_in = 0
+        self.frames_out = 0
+        self.device_errors = 0
+        self.last_error: str | None = None
+        self._port: Any = None
+        self._attached: Any = None
+
+    # ring-back switch (daemon.intercom.Ringback protocol)
+    def start(self) -> None:
+        self._ringback.reset()
+        self.ringback_active = True
+
+    def stop(self) -> None:
+        self.ringback_active = False
+
+    # -- media clock thread: keep these short and non-blocking --
+    def frame_for_call(self) -> bytes:
+        """Mic -> call: one frame of captured audio (padded with silence if the mic is behind)."""
+        self.pump()
+        self.frames_out += 1
+        return self.mic.pop(self.frame_bytes)
+
+    def frame_from_call(self, data: bytes) -> None:
+        """Call -> speaker. While ring-back is on, the speaker plays ring-back instead of the call
+        audio (early media would otherwise mix with the tone)."""
+        if self.ringback_active:
+            data = self._ringback.next(self.frame_bytes)
+        self.frames_in += 1
+        self.speaker.push(data)
+        self.pump()
+
+    def pump(self) -> None:
+        """Move whatever the device has/accepts right now; bounded, never waits."""
+        try:
+            for _ in range(16):                # at most 16 captured chunks per tick
+                got = self.pcm.read()
+                if not got:
+                    break
+                self.mic.push(got)
+            pending = self.speaker.peek_all()
+            if pending:
+                taken = self.pcm.write(pending)
+                if taken:
+                    self.speaker.take(taken)
+        except AudioError as e:                # a device error must not kill the clock thread
+            self.device_errors += 1
+            self.last_error = str(e)
+
+    def stats(self) -> dict[str, Any]:
+        s = {"mic": self.mic.stats(), "speaker": self.speaker.stats(), "frames_in": self.frames_in,
+             "frames_out": self.frames_out, "device_errors": self.device_errors,
+             "last_error": self.last_error}
+        dev = getattr(self.pcm, "stats", None)
+        if dev:
+            s["device"] = dev()
+        return s
+
+    # -- SIP engine hooks (call these on the engine thread only) --
+    def open_port(self, ep: Any, name: str = "doorstation-audio") -> Any:
+        """Create the pjsua2 port and give it a clock: the null sound device's capture side
+        transmits into it, so frames flow (and ring-back plays) even when no call is up."""
+        import pjsua2 as pj
+        if self._port is None:
+            port = _port_class()(self)
+            fmt = pj.MediaFormatAudio()
+            fmt.type = pj.PJMEDIA_TYPE_AUDIO
+            fmt.clockRate = self.rate
+            fmt.channelCount = 1
+            fmt.bitsPerSample = 16
+            fmt.frameTimeUsec = FRAME_MS * 1000
+            port.createPort(name, fmt)
+            ep.audDevManager().getCaptureDevMedia().startTransmit(port)
+            self._port = port
+        return self._port
+
+    def attach(self, call_audio_media: Any) -> None:
+        """From Call.onCallMediaState when the audio media is active: connect both ways."""
+        if self._port is None:
+            raise AudioError("open_port(ep) must be called before attach()")
+        if self._attached is not None:
+            self.detach()
+        self._port.startTransmit(call_audio_media)
+        call_audio_media.startTransmit(self._port)
+        self._attached = call_audio_media
+
+    def detach(self) -> None:
+        """When the call's media goes away (or on DISCONNECTED): disconnect both ways."""
+        am, self._attached = self._attached, None
+        if am is not None and self._port is not None:
+            for stop in (lambda: self._port.stopTransmit(am), lambda: am.stopTransmit(self._port)):
+                try:
+                    stop()
+                except Exception:   # pjsua2 raises pj.Error when the media is already gone
+                    pass
+
+    def close(self) -> None:
+        self.detach()
+        self._port = None           # the engine drops its last reference before libDestroy
+        self.pcm.close()
+
+
+# --- pjsua2 glue --------------------------------------------------------------------------------
+
+def _vector_bytes_slow(vec: Any) -> bytes:
+    return bytes(vec)
+
+
+def _vector_bytes_fast(vec: Any) -> bytes:
+    """std::vector<unsigned char> contents without SWIG's per-element copy: libstdc++ lays a
+    vector out as (begin, end, end_of_storage) pointers; read [begin, end) in one memcpy."""
+    begin, end, _ = (ctypes.c_void_p * 3).from_address(int(vec.this))
+    if not begin or end <= begin:
+        return b""
+    return ctypes.string_at(begin, end - begin)
+
+
+def _vector_fill_fast(vec: Any, data: bytes) -> bool:
+    begin, end, _ = (ctypes.c_void_p * 3).from_address(int(vec.this))
+    if not begin or (end - begin) != len(data):
+        return False
+    ctypes.memmove(begin, data, len(data))
+    return True
+
+
+_fast_ok: bool | None = None
+
+
+def fast_path_ok() -> bool:
+    """Self-check of the fast path against SWIG's own conversion (once, on first use)."""
+    global _fast_ok
+    if _fast_ok is None:
+        try:
+            import pjsua2 as pj
+            sample = bytes(range(256)) * 2 + bytes(range(128))
+            vec = pj.ByteVector(sample)
+            frame = pj.MediaFrame()
+            frame.buf = vec
+            ok = _vector_bytes_fast(vec) == sample == bytes(vec)
+            ok = ok and _vector_bytes_fast(frame.buf) == sample
+            other = bytes(reversed(sample))
+            ok = ok and _vector_fill_fast(vec, other) and bytes(vec) == other
+            _fast_ok = bool(ok)
+        except Exception:
+            _fast_ok = False
+    return _fast_ok
+
+
+def fast_bytes(vec: Any) -> bytes:
+    return _vector_bytes_fast(vec) if fast_path_ok() else _vector_bytes_slow(vec)
+
+
+_PORT_CLASS: Any = None
+
+
+def _port_class() -> Any:
+    """The AudioMediaPort subclass, built on first use so hw.audio imports without pjsua2."""
+    global _PORT_CLASS
+    if _PORT_CLASS is None:
+        import pjsua2 as pj
+        fast = fast_path_ok()
+
+        class PjAudioPort(pj.AudioMediaPort):
+            def __init__(self, bridge: AudioBridge) -> None:
+                super().__init__()
+                self.bridge = bridge
+                self._out = pj.ByteVector(bytes(bridge.frame_bytes))  # reused every frame
+                self.callback_errors = 0
+
+            def onFrameRequested(self, frame: Any) -> None:
+                try:
+                    data = self.bridge.frame_for_call()
+                    if not (fast and _vector_fill_fast(self._out, data)):
+                        self._out = pj.ByteVector(data)
+                    frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
+                    frame.buf = self._out
+                    frame.size = len(data)
+                except Exception:       # never let an exception escape into pjmedia
+                    self.callback_errors += 1
+
+            def onFrameReceived(self, frame: Any) -> None:
+                try:
+                    if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
+                        data = _vector_bytes_fast(frame.buf) if fast else bytes(frame.buf)
+                    else:
+                        data = bytes(self.bridge.frame_bytes)
+                    self.bridge.frame_from_call(data[:self.bridge.frame_bytes])
+                except Exception:
+                    self.callback_errors += 1
+
+        _PORT_CLASS = PjAudioPort
+    return _PORT_CLASS
+
+
+# --- ALSA -----------------------------------------------------------------------------------------
+
+@dataclass
+class AlsaCounters:
+    capture_overruns: int = 0     # the kernel's capture buffer overflowed before we read it
+    playback_xruns: int = 0       # the kernel's playback buffer ran dry
+
+
+class AlsaPcm:
+    """pyalsaaudio capture + playback in PCM_NONBLOCK mode, S16_LE mono."""
+
+    def __init__(self, capture_device: str, playback_device: str, rate: int = 16000,
+                 period_ms: int = FRAME_MS, periods: int = 4) -> None:
+        import alsaaudio
+        self._alsa = alsaaudio
+        period = rate * period_ms // 1000
+        common = dict(channels=1, rate=rate, format=alsaaudio.PCM_FORMAT_S16_LE,
+                      periodsize=period, periods=periods)
+        self.counters = AlsaCounters()
+        self._cap = self._open(alsaaudio.PCM_CAPTURE, capture_device, common)
+        try:
+            self._play = self._open(alsaaudio.PCM_PLAYBACK, playback_device, common)
+        except AudioDeviceError:
+            self._cap.close()
+            raise
+
+    def _open(self, kind: int, device: str, params: dict) -> Any:
+        try:
+            return self._alsa.PCM(kind, self._alsa.PCM_NONBLOCK, device=device, **params)
+        except self._alsa.ALSAAudioError as e:
+            raise AudioDeviceError(device, str(e)) from None
+
+    def read(self) -> bytes:
+        try:
+            n, data = self._cap.read()
+        except self._alsa.ALSAAudioError as e:
+            raise AudioDeviceError("capture", str(e)) from None
+        if n < 0:                    # -EPIPE: overrun; pyalsaaudio re-prepares the stream
+            self.counters.capture_overruns += 1
+            return b""
+        return data if n > 0 else b""
+
+    def write(self, data: bytes) -> int:
+        try:
+            if self._play.state() == self._alsa.PCM_STATE_XRUN:
+                self.counters.playback_xruns += 1   # write() below re-prepares it
+            frames = self._play.write(data[:len(data) - len(data) % SAMPLE_BYTES])
+        except self._alsa.ALSAAudioError as e:
+            raise AudioDeviceError("playback", str(e)) from None
+        return max(0, frames) * SAMPLE_BYTES
+
+    def stats(self) -> dict[str, int]:
+        return {"capture_overruns": self.counters.capture_overruns,
+                "playback_xruns": self.counters.playback_xruns}
+
+    def close(self) -> None:
+        for pcm in (self._cap, self._play):
+            try:
+                pcm.close()
+            except self._alsa.ALSAAudioError:
+                pass
+
+
+def set_volume(card_index: int | None, control: str, percent: int, capture: bool = False) -> None:
+    """Set a mixer control (e.g. "PCM", "Mic") to percent; typed error if it does not exist."""
+    import alsaaudio
+    try:
+        mixer = alsaaudio.Mixer(control, cardindex=-1 if card_index is None else card_index)
+        if capture:
+            mixer.setvolume(percent, pcmtype=alsaaudio.PCM_CAPTURE)
+        else:
+            mixer.setvolume(percent)
+        mixer.close()
+    except alsaaudio.ALSAAudioError as e:
+        raise AudioDeviceError(f"mixer {control}", str(e)) from None
