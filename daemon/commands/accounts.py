@@ -270,12 +270,3 @@ def settle_default(accounts: dict[str, dict]) -> None:
     """Exactly one default while any account exists: the first account when none is."""
     if accounts and default_id(accounts) is None:
         make_default(accounts, next(iter(accounts)))
-
-
-def missing_user(given: dict) -> bool:
-    return v.first_present(given, USER_KEYS, None) is None
-
-
-__all__ = ["KIND", "build", "public_view", "stored_accounts", "ensure_factory_default", "initialise",
-           "settle_default", "make_default", "default_id", "account_id_of", "ACCOUNT_KEYS", "ATTRIBUTES",
-           "MEDIA_ENCRYPTION_MODES", "PEER_TO_PEER_ID", "attribute_value"]

@@ -18,7 +18,7 @@ import copy
 from daemon.commands import Context, command
 from daemon.commands import accounts as acc
 from daemon.commands import validate as v
-from daemon.faults import not_found
+from daemon.faults import missing_arg, not_found
 
 ACCOUNT_ID_KEYS = ("SIPAccountId", "AccountId", "Id")
 DTMF_CONFIGURATION_KIND = "dtmf_configuration"
@@ -87,7 +87,7 @@ def single_account(params) -> dict:
         return {**wrapped, **beside}
     if wrapped is v.ABSENT or (isinstance(wrapped, list) and v.has_any(request, acc.USER_KEYS + acc.ID_KEYS)):
         if not request:
-            raise v.missing_arg("SIPAccount is required")
+            raise missing_arg("SIPAccount is required")
         return request   # bare account (its "SIPAccount" list, if any, is the proxy list)
     return v.as_object(wrapped, "SIPAccount", none_is_empty=False)
 

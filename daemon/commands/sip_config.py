@@ -43,6 +43,7 @@ BOOL_FIELDS = ("SIPEnabled", "STUNEnabled", "TURNEnabled", "ICEEnabled", "AllowI
 INT_FIELDS = {"SIPPort": (1, 65535), "SIPTLSPort": (1, 65535), "RTPStartPort": (1, 65535),
               "CallingTimeout": (1, MAX_CALLING_TIMEOUT)}
 ACCESS_LIST_POLICIES = ("Allow", "Block")
+MAX_ATTRIBUTE_VALUE = 1024
 # We implement no SIP configuration attributes, so none is advertised and every one is ignored.
 SUPPORTED_ATTRIBUTES: list[dict] = []
 
@@ -114,9 +115,9 @@ def merge(base: dict, given: dict, current: dict, *, lenient: bool) -> dict:
     if "Attribute" in given:
         config["Attribute"] = _attributes(given["Attribute"], lenient)
     # The deprecated names first, so the current names win when a client sends both.
-    for deprecated, name in (("ApplyAllowedURIs", "ApplyAccessList"), ("ApplyAccessList", "ApplyAccessList")):
-        if deprecated in given:
-            config[name] = v.boolean(given[deprecated], deprecated, lenient=lenient)
+    for field in ("ApplyAllowedURIs", "ApplyAccessList"):
+        if field in given:
+            config["ApplyAccessList"] = v.boolean(given[field], field, lenient=lenient)
     for field in ("AllowedURIs", "AccessList"):
         if field in given:
             config["AccessList"] = access_list(given[field], field, lenient)
@@ -218,6 +219,3 @@ def _attributes(value: Any, lenient: bool) -> list[dict]:
         v.string(obj.get("Value", ""), "Attribute Value", lenient=lenient, max_len=MAX_ATTRIBUTE_VALUE,
                  nullable=True)
     return []
-
-
-MAX_ATTRIBUTE_VALUE = 1024
