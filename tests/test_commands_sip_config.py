@@ -52,6 +52,14 @@ def test_keep_current_true_is_the_default(st):
     assert config(st)["SIPEnabled"] is True
 
 
+def test_keep_current_inside_the_configuration_is_understood(st):
+    st.run("SetSIPConfiguration", {"SIPConfiguration": {"SIPEnabled": True}})
+    st.run("SetSIPConfiguration", {"SIPConfiguration": {"ICEEnabled": True, "KeepCurrent": False}})
+    got = config(st)
+    assert (got["SIPEnabled"], got["ICEEnabled"]) == (False, True)
+    assert "KeepCurrent" not in got
+
+
 def test_keep_current_false_resets_unspecified_fields(st):
     st.run("SetSIPConfiguration", {"SIPConfiguration": {"SIPEnabled": True, "CallingTimeout": 90,
                                                         "SIPPort": 5070}})

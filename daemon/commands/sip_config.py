@@ -85,7 +85,8 @@ def get_sip_configuration(ctx: Context, params: dict) -> dict:
 def set_sip_configuration(ctx: Context, params: dict) -> dict:
     request = v.as_object(params, "request")
     given = v.as_object(v.required(request, "SIPConfiguration"), "SIPConfiguration", none_is_empty=False)
-    keep = request.get("KeepCurrent")
+    # KeepCurrent belongs beside SIPConfiguration; a client that puts it inside is understood too.
+    keep = request.get("KeepCurrent", given.get("KeepCurrent"))
     keep_current = True if keep is None else v.boolean(keep, "KeepCurrent", lenient=ctx.lenient)
     with ctx.store.transaction() as tx:
         current = load(tx)
