@@ -53,9 +53,9 @@ class AgentCall(pj.Call):
             for idx, mi in enumerate(ci.media):
                 if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     si = self.getStreamInfo(idx)
-                    tinfo = self.getMedTransportInfo(idx)
-                    emit(event="media", codec=str(si.codecName), srtp="srtp" in str(si.proto).lower()
-                         or si.proto == pj.PJMEDIA_TP_PROTO_RTP_SAVP, transport=str(tinfo.srcRtpName))
+                    # pjsua2 exposes no SRTP flag; the call dump says "SRTP status: Active" when in use.
+                    dump = self.dump(True, "")
+                    emit(event="media", codec=str(si.codecName), srtp="SRTP status: Active" in dump)
         except Exception as e:
             emit(event="error", where="onCallMediaState", error=str(e))
 
@@ -131,25 +131,29 @@ class Agent:
         self.acc = AgentAccount(self)
         self.acc.create(ac, True)
 
+    def _call(self, to: str) -> None:
+        call = AgentCall(self, self.acc)
+        self.calls.append(call)
+        call.makeCall(to, pj.CallOpParam(True))
+
+    def _send_dtmf(self, digits: str, method: str) -> None:
+        prm = pj.CallSendDtmfParam()
+        prm.digits = digits
+        prm.method = pj.PJSUA_DTMF_METHOD_SIP_INFO if method == "SIP_INFO" else pj.PJSUA_DTMF_METHOD_RFC2833
+        for call in list(self.calls):
+            call.sendDtmf(prm)
+
     def command(self, cmd: dict) -> bool:
         name = cmd.get("cmd")
         if name == "quit":
             return False
         if name == "dtmf":
-            for call in list(self.calls):
-                prm = pj.CallSendDtmfParam()
-                prm.digits = cmd["digits"]
-                prm.method = (pj.PJSUA_DTMF_METHOD_SIP_INFO if cmd.get("method") == "SIP_INFO"
-                              else pj.PJSUA_DTMF_METHOD_RFC2833)
-                call.sendDtmf(prm)
+            self._send_dtmf(cmd["digits"], cmd.get("method", "RFC2833"))
             emit(event="sent", digits=cmd["digits"])
         elif name == "hangup":
-            for call in list(self.calls):
-                call.hangup(pj.CallOpParam())
+            self._hangup_all()
         elif name == "call":
-            call = AgentCall(self, self.acc)
-            self.calls.append(call)
-            call.makeCall(cmd["to"], pj.CallOpParam(True))
+            self._call(cmd["to"])
         return True
 
     def run(self) -> None:
@@ -174,12 +178,16 @@ class Agent:
                         except Exception as e:
                             emit(event="error", where="command", error=str(e))
 
-    def close(self) -> None:
+    def _hangup_all(self) -> None:
+        # A helper, so no local variable keeps a Call alive past libDestroy (that aborts the process).
         for call in list(self.calls):
             try:
                 call.hangup(pj.CallOpParam())
             except Exception:
                 pass
+
+    def close(self) -> None:
+        self._hangup_all()
         end = time.monotonic() + 1.0
         while self.calls and time.monotonic() < end:
             self.ep.libHandleEvents(10)

@@ -163,3 +163,13 @@ def test_apply_other_account_keeps_call(station, baresip):
     station.engine.apply(station.config(accounts=(p2p(caller_id="Front door"),)))
     done = station.wait_state(call_id, "Terminated")
     assert done["CallStateReason"] == "Terminated"
+
+
+def test_station_hangs_up_incoming_call(station, baresip):
+    station.engine.apply(station.config(allow_incoming_calls=True))
+    baresip.command("dial", station.uri)
+    ev = station.events.wait_for(lambda e: isinstance(e, CallTransition) and e.reason == "AcceptedByDevice")
+    baresip.wait_event("CALL_ESTABLISHED")
+    station.engine.hangup(ev.call_id)
+    assert station.wait_state(ev.call_id, "Terminated")["CallStateReason"] == "Terminated"
+    baresip.wait_event("CALL_CLOSED")
