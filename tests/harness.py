@@ -49,8 +49,11 @@ class Station:
 
     def __init__(self, state_dir: Path, http_port: int | None = None, sip_port: int | None = None,
                  extra_env: dict | None = None):
+        """`sip_port` given: passed as --sip-port (stored as SIPPort). Not given: a free port is
+        picked for tests to configure through the API, and the stored default (5060) is kept."""
         self.state_dir = Path(state_dir)
         self.http_port = http_port or free_port()
+        self.pass_sip_port = sip_port is not None
         self.sip_port = sip_port or free_sip_port()
         self.url = f"http://127.0.0.1:{self.http_port}"
         self.extra_env = extra_env or {}
@@ -71,7 +74,8 @@ class Station:
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon.cli", "run", "--state-dir", str(self.state_dir),
-             "--http", f"127.0.0.1:{self.http_port}", "--sip-port", str(self.sip_port)],
+             "--http", f"127.0.0.1:{self.http_port}",
+             *(["--sip-port", str(self.sip_port)] if self.pass_sip_port else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
             start_new_session=True)
         ready = threading.Event()

@@ -21,7 +21,7 @@ def test_configuration_survives_kill_9_and_restart(tmp_path):
         st.ok("SetAudioCodecs", {"AudioCodec": [{"Name": "PCMA"}, {"Name": "PCMU"}]})
     finally:
         st.kill()
-    st = Station(tmp_path / "state", http_port=st.http_port, sip_port=st.sip_port).start()
+    st = Station(tmp_path / "state", http_port=st.http_port).start()
     try:
         config = st.ok("GetSIPConfiguration")["SIPConfiguration"]
         assert config["CallingTimeout"] == 42 and config["AllowIncomingCalls"] is True
@@ -76,11 +76,11 @@ def test_a_thousand_acknowledged_writes_with_random_kill_9_lose_none(tmp_path):
             stop.set()
             t.join(15)
             if len(acknowledged) < target:
-                st = Station(tmp_path / "state", http_port=http_port, sip_port=sip_port).start()
+                st = Station(tmp_path / "state", http_port=http_port).start()
         assert len(acknowledged) >= target, f"only {len(acknowledged)} writes in time"
         assert kills >= 3
         if st.proc is None or st.proc.poll() is not None:
-            st = Station(tmp_path / "state", http_port=http_port, sip_port=sip_port).start()
+            st = Station(tmp_path / "state", http_port=http_port).start()
         stored = {e["Id"]: e["Name"] for e in st.ok("GetDTMFEvents")["DTMFEvent"]}
         lost = {i: name for i, name in acknowledged.items() if stored.get(i) != name}
         assert not lost, f"{len(lost)} acknowledged writes lost after {kills} kills: {list(lost.items())[:5]}"
