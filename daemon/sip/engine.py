@@ -32,6 +32,7 @@ from daemon.sip.uris import access_allows, host_port, proxy_uri, registrar_uri, 
 
 DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
+TRANSPORT_REBIND_WAIT = 8.0
 _SRTP = {"None": pj.PJMEDIA_SRTP_DISABLED, "SRTPBestEffort": pj.PJMEDIA_SRTP_OPTIONAL,
          "SRTPMandatory": pj.PJMEDIA_SRTP_MANDATORY}
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
@@ -385,14 +386,18 @@ class SipEngine:
         self._transport_key = cfg.transport_key()
 
     def _create_transport(self, name: str, tc: "pj.TransportConfig") -> int:
-        # A just-closed transport may hold its port until its last transaction ends: retry briefly.
+        # A just-closed UDP transport keeps its port until its last transaction has ended (a BYE's
+        # client transaction lingers for T4 = 5 s after its answer): retry, pumping, up to 8 s.
         last: pj.Error | None = None
-        for _ in range(20):
+        deadline = time.monotonic() + TRANSPORT_REBIND_WAIT
+        while True:
             try:
                 return self._ep.transportCreate(_TP_TYPES[name], tc)
             except pj.Error as e:
                 last = e
-                self._pump_until(lambda: False, 0.05)
+            if time.monotonic() >= deadline:
+                break
+            self._pump_until(lambda: False, 0.1)
         raise EngineError(f"cannot open SIP {name} transport on port {tc.port}: {last.reason if last else ''}")
 
     def _local_host_port(self, transport: str) -> str:
