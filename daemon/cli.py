@@ -126,10 +126,22 @@ def cmd_run(args) -> int:
         shown = f"[{host}]" if ":" in host else host
         print(f"doorstation running: http://{shown}:{port}/vapix/call (state {state}); Ctrl-C stops",
               flush=True)
+        restarts: list[float] = []
         while stop["signal"] is None:
-            if supervisor.poll() is not None or api.poll() is not None:
-                print("doorstation: a process exited unexpectedly; stopping", file=sys.stderr)
+            if api.poll() is not None:
+                print("doorstation: the API exited unexpectedly; stopping", file=sys.stderr)
                 return 1
+            if supervisor.poll() is not None:
+                # As systemd's Restart=on-failure would: the API stays up and answers 503 meanwhile.
+                now = time.monotonic()
+                restarts = [t for t in restarts if now - t < 60] + [now]
+                if len(restarts) > 5:
+                    print("doorstation: the supervisor keeps exiting; stopping", file=sys.stderr)
+                    return 1
+                print(f"doorstation: the supervisor exited ({supervisor.returncode}); restarting",
+                      file=sys.stderr, flush=True)
+                time.sleep(1)
+                supervisor = subprocess.Popen(sup_cmd, env=env)
             time.sleep(0.2)
         return 0
     finally:

@@ -65,7 +65,8 @@ class Supervisor:
         params = args.get("params")
         ctx = Context(store=self.store, runtime=self.runtime, lenient=bool(args.get("lenient")))
         try:
-            return command.handler(ctx, params if isinstance(params, dict) else {})
+            # The spec's pseudocode passes some lists bare (SetDTMFEvents([...])): handlers accept them.
+            return command.handler(ctx, params if isinstance(params, (dict, list)) else {})
         except VapixFault:
             raise
         except Exception as e:  # a bug in a handler must not look like success or crash the loop
