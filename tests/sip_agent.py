@@ -53,6 +53,12 @@ class AgentCall(pj.Call):
             for idx, mi in enumerate(ci.media):
                 if mi.type == pj.PJMEDIA_TYPE_AUDIO and mi.status == pj.PJSUA_CALL_MEDIA_ACTIVE:
                     si = self.getStreamInfo(idx)
+                    # Connect the call to the (null) sound device both ways, like a real phone: the
+                    # conference bridge then clocks the stream, and RFC 2833 digits go out whole.
+                    am = self.getAudioMedia(idx)
+                    adm = self.agent.ep.audDevManager()
+                    am.startTransmit(adm.getPlaybackDevMedia())
+                    adm.getCaptureDevMedia().startTransmit(am)
                     # pjsua2 exposes no SRTP flag; the call dump says "SRTP status: Active" when in use.
                     dump = self.dump(True, "")
                     emit(event="media", codec=str(si.codecName), srtp="SRTP status: Active" in dump)

@@ -725,11 +725,20 @@ class SipEngine:
             return
         rec.audio_codec = msg.audio_codec
         self._publish_call(rec)
-        if self._media_hook is not None and msg.audio_media is not None:
-            try:
+        if msg.audio_media is None:
+            return
+        try:
+            if self._media_hook is not None:
                 self._media_hook(msg.call_id, msg.audio_media)
-            except Exception:
-                self._log.exception("media hook failed for %s", msg.call_id)
+            else:
+                # No audio bridge: connect the call to the null sound device both ways, so the
+                # conference bridge clocks the stream (without it, RFC 2833 digits we send were seen
+                # to lose their last digit on every second call).
+                adm = self._ep.audDevManager()
+                msg.audio_media.startTransmit(adm.getPlaybackDevMedia())
+                adm.getCaptureDevMedia().startTransmit(msg.audio_media)
+        except Exception:
+            self._log.exception("connecting the audio of %s failed", msg.call_id)
 
     def _publish_call(self, rec: CallRecord) -> None:
         with self._view_lock:
@@ -741,6 +750,7 @@ class SipEngine:
         rec = self._calls.get(msg.call_id)
         if rec is None:
             return
+        self._log.debug("call %s: DTMF %r via %s", rec.call_id, msg.digit, msg.method)
         acc = self._config.account(rec.account_id)
         settings = acc.dtmf if acc else None
         if settings is None or not settings.triggers:

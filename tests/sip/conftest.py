@@ -362,11 +362,16 @@ class Agent:
         self.proc.stdin.write((json.dumps(cmd) + "\n").encode())
         self.proc.stdin.flush()
 
-    def wait_event(self, name: str, timeout: float = 5.0, pred: Callable[[dict], bool] = lambda e: True) -> dict:
+    def mark(self) -> int:
+        with self._cond:
+            return len(self.events)
+
+    def wait_event(self, name: str, timeout: float = 5.0, pred: Callable[[dict], bool] = lambda e: True,
+                   since: int = 0) -> dict:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                for ev in self.events:
+                for ev in self.events[since:]:
                     if ev.get("event") == name and pred(ev):
                         return ev
                 if self.proc.poll() is not None and not any(e.get("event") == name for e in self.events):
