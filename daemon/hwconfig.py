@@ -213,7 +213,8 @@ def parse(doc: dict[str, Any]) -> HwConfig:
     if g is None:
         gpio = SIMULATED_GPIO
     else:
-        _check_keys(g, {"chip", "consumer", "call_button", "call_led", "door_relay", "inputs", "outputs"}, "gpio.")
+        _check_keys(g, {"chip", "consumer", "simulated", "call_button", "call_led", "door_relay",
+                        "inputs", "outputs"}, "gpio.")
         btn = _input(_table(g, "call_button", "gpio.", True), "gpio.call_button.", 30)
         led_t = _table(g, "call_led", "gpio.", True)
         relay_t = _table(g, "door_relay", "gpio.", True)
@@ -229,7 +230,7 @@ def parse(doc: dict[str, Any]) -> HwConfig:
             if name in roles:
                 raise HwConfigError(f"gpio.*.{name}", "name already used by another line")
             roles.add(name)
-        gpio = GpioConfig(False, _str(g, "chip", "gpio.", None), _str(g, "consumer", "gpio.", "doorstation"),
+        gpio = GpioConfig(_bool(g, "simulated", "gpio.", False), _str(g, "chip", "gpio.", None), _str(g, "consumer", "gpio.", "doorstation"),
                           btn, _output(led_t, "gpio.call_led.", {"blink_on_ms", "blink_off_ms"}),
                           _output(relay_t, "gpio.door_relay.", {"pulse_ms"}), inputs, outputs)
         lines = [s.line for s in gpio.line_specs()]

@@ -6,9 +6,12 @@ switch, and an event sink `emit(topic, data)`. All methods run on the supervisor
 
 Inputs:
   on_button(event)        an EdgeEvent from the GPIO lines (already debounced by the backend)
+  press()                 a logical press without GPIO (the CLI's `press`, development)
   on_call_state(event)    {"CallId", "CallState", "Reason", optional "Direction"}
-  on_dtmf(event)          {"DTMFEventId", "CallId"}
-  open_door(user)         an API/CLI request to pulse the relay
+                          (or positionally: on_call_state(call_id, state, reason))
+  on_dtmf(event)          {"DTMFEventId", "CallId"} (or on_dtmf(event_id, call_id))
+  open_door(user) / door_open(cause)   an API/CLI request to pulse the relay
+Lifecycle: start(), shutdown() (alias stop()); status() for a status command.
 States (the door station's overall state): Idle, Calling, Active.
 """
 from __future__ import annotations
@@ -69,6 +72,9 @@ class Intercom:
         self._emit(TOPIC_RELAY, {"State": "Locked", "Cause": "Startup"})
         self._apply()
 
+    def stop(self) -> None:
+        self.shutdown()
+
     def shutdown(self) -> None:
         self._relay.lock()
         self._emit(TOPIC_RELAY, {"State": "Locked", "Cause": "Shutdown"})
@@ -79,23 +85,32 @@ class Intercom:
 
     # --- inputs -------------------------------------------------------------------------------
     def on_button(self, event: EdgeEvent) -> None:
-        change = self._button.handle(event)
-        if change != "pressed":
-            return
+        if self._button.handle(event) == "pressed":
+            self._pressed()
+
+    def press(self) -> dict[str, Any]:
+        """A press that did not come from the GPIO line (CLI/development); returns what it did."""
+        return self._pressed()
+
+    def _pressed(self) -> dict[str, Any]:
         cfg = self._button_cfg
         if self.state == IDLE:
             self._emit(TOPIC_BUTTON, {"Action": "Call", "To": cfg.recipient})
-            self._start_call()
-            return
+            call_id = self._start_call()
+            return {"Action": "Call", "To": cfg.recipient, "CallId": call_id}
         action = cfg.while_active if self.state == ACTIVE else cfg.while_calling
-        self._emit(TOPIC_BUTTON, {"Action": "Hangup" if action == "hangup" else "Ignored",
-                                  "CallState": self.state})
+        done = {"Action": "Hangup" if action == "hangup" else "Ignored", "CallState": self.state}
+        self._emit(TOPIC_BUTTON, done)
         if action == "hangup":
             for call_id, st in list(self._calls.items()):
                 if st == self.state:
                     self._sip.hangup(call_id)
+        return done
 
-    def on_call_state(self, event: dict[str, Any]) -> None:
+    def on_call_state(self, event: dict[str, Any] | str, state: str | None = None,
+                      reason: str = "", direction: str | None = None) -> None:
+        if not isinstance(event, dict):
+            event = {"CallId": event, "CallState": state, "Reason": reason, "Direction": direction}
         call_id, state = str(event["CallId"]), str(event["CallState"])
         if state in _ENDED:
             self._calls.pop(call_id, None)
@@ -107,41 +122,57 @@ class Intercom:
                 self._outgoing.add(call_id)
         self._apply()
 
-    def on_dtmf(self, event: dict[str, Any]) -> None:
+    def on_dtmf(self, event: dict[str, Any] | str, call_id: str | None = None) -> None:
+        if not isinstance(event, dict):
+            event = {"DTMFEventId": event, "CallId": call_id}
         event_id, call_id = str(event["DTMFEventId"]), event.get("CallId")
         if event_id in self._relay_cfg.dtmf_events:
             self._pulse({"Cause": "DTMF", "DTMFEventId": event_id, "CallId": call_id})
 
-    def open_door(self, user: str, pulse_ms: int | None = None) -> None:
+    def open_door(self, user: str, pulse_ms: int | None = None) -> dict[str, Any]:
         """Door opened from the API or CLI; `user` is who asked (recorded with the event)."""
-        self._pulse({"Cause": "User", "User": user}, pulse_ms)
+        ms = self._pulse({"Cause": "User", "User": user}, pulse_ms)
+        return {"Relay": "Unlocked", "PulseMs": ms, "User": user}
+
+    def door_open(self, cause: dict[str, Any]) -> dict[str, Any]:
+        """The supervisor's form: cause = {"api": user} (or {"User": user})."""
+        user = cause.get("User") or cause.get("api") or cause.get("user") or "unknown"
+        return self.open_door(str(user))
+
+    def status(self) -> dict[str, Any]:
+        return {"State": self.state, "Relay": "Unlocked" if self._relay.unlocked else "Locked",
+                "LED": self._led.mode if isinstance(self._led.mode, str) else "blink",
+                "ButtonPressed": self._button.pressed, "RingBack": self._ringing,
+                "Calls": dict(self._calls)}
 
     # --- internals ----------------------------------------------------------------------------
-    def _start_call(self) -> None:
+    def _start_call(self) -> str | None:
         cfg = self._button_cfg
         try:
             call_id = str(self._sip.call(cfg.account_id, cfg.recipient))
         except Exception as e:  # the engine's own error types: report, stay Idle
             self._emit(TOPIC_CALL_FAILED, {"To": cfg.recipient, "Error": f"{type(e).__name__}: {e}"})
             self._apply()
-            return
+            return None
         if call_id not in self._ended and call_id not in self._calls:
             # our call is Calling from now on, even before the engine's first event arrives
             self._calls[call_id] = CALLING
         if call_id not in self._ended:
             self._outgoing.add(call_id)
         self._apply()
+        return call_id
 
     def _remember_ended(self, call_id: str) -> None:
         self._ended.add(call_id)
         if len(self._ended) > 64:  # only needed for the short race around sip.call()
             self._ended.pop()
 
-    def _pulse(self, cause: dict[str, Any], pulse_ms: int | None = None) -> None:
+    def _pulse(self, cause: dict[str, Any], pulse_ms: int | None = None) -> int:
         ms = pulse_ms or self._relay_cfg.pulse_ms
         self._emit(TOPIC_RELAY, {"State": "Unlocked", **cause, "PulseMs": ms})
         self._relay.pulse(ms, on_locked=lambda: self._emit(
             TOPIC_RELAY, {"State": "Locked", "Cause": "PulseEnded"}))
+        return ms
 
     def _apply(self) -> None:
         states = set(self._calls.values())

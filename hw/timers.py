@@ -91,3 +91,16 @@ class ManualClock:
 
     def advance(self, seconds: float) -> None:
         self.t += seconds
+
+
+class AsyncioScheduler:
+    """The same Scheduler on an asyncio loop (its call_later handles have cancel())."""
+
+    def __init__(self, loop) -> None:
+        self._loop = loop
+
+    def now(self) -> float:
+        return self._loop.time()
+
+    def call_later(self, delay_s: float, callback: Callable[[], None]):
+        return self._loop.call_later(max(0.0, delay_s), callback)

@@ -141,3 +141,36 @@ def test_second_pulse_extends_and_shutdown_locks_at_once():
     causes = [d.get("Cause") for d in rig.topics(TOPIC_RELAY)]
     assert causes == ["Startup", "User", "DTMF", "Shutdown"]
     assert rig.topics(TOPIC_RELAY)[1]["User"] == "operator"
+
+
+def test_supervisor_forms_press_door_open_status_and_positional_events():
+    rig = Rig()
+    done = rig.intercom.press()                           # the CLI's press: no GPIO involved
+    assert done == {"Action": "Call", "To": "sip:desk@127.0.0.1", "CallId": "Out-1"}
+    rig.intercom.on_call_state("Out-1", "Active", "AcceptedByRemote")
+    rig.intercom.on_dtmf("open", "Out-1")
+    st = rig.intercom.status()
+    assert (st["State"], st["Relay"], st["LED"], st["Calls"]) == ("Active", "Unlocked", "on", {"Out-1": "Active"})
+    assert rig.intercom.door_open({"api": "admin"}) == {"Relay": "Unlocked", "PulseMs": 3000, "User": "admin"}
+    assert rig.topics(TOPIC_RELAY)[-1]["User"] == "admin"
+    rig.intercom.stop()
+    assert rig.intercom.status()["Relay"] == "Locked"
+
+
+def test_asyncio_scheduler_drives_relay_pulse():
+    import asyncio
+
+    from hw.timers import AsyncioScheduler
+    from hw.gpio import Relay
+    from hw.gpio_sim import SimLines
+    from daemon.hwconfig import SIMULATED_GPIO
+
+    async def scenario():
+        lines = SimLines(SIMULATED_GPIO.line_specs())
+        relay = Relay(lines, AsyncioScheduler(asyncio.get_running_loop()))
+        locked = asyncio.Event()
+        relay.pulse(50, on_locked=locked.set)
+        assert lines.get_value("door_relay") is True
+        await asyncio.wait_for(locked.wait(), 5)
+        return lines.get_value("door_relay")
+    assert asyncio.run(scenario()) is False
