@@ -39,6 +39,12 @@ _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls"
              "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6}
 
 
+def _registrar_unreachable(code: int) -> bool:
+    """Timeouts, transport errors and server failures move an account to its other registrar;
+    authentication answers (401/403/407) do not: the other registrar would say the same."""
+    return code == 408 or code >= 500
+
+
 @dataclasses.dataclass
 class _AccountSlot:
     config: AccountConfig
@@ -46,6 +52,11 @@ class _AccountSlot:
     pj_account: cb.EngineAccount | None
     reg_code: int = 0
     reg_reason: str = ""
+    on_secondary: bool = False        # registering at SecondaryRegistrar after the primary failed
+
+    def registrar(self) -> str:
+        acc = self.config
+        return acc.secondary_registrar if self.on_secondary else (acc.registrar or acc.public_domain)
 
 
 class SipEngine:
@@ -85,6 +96,7 @@ class SipEngine:
         self._pjcalls: dict[str, cb.EngineCall] = {}     # pjsua2 Call objects, until DISCONNECTED
         self._announced: set[str] = set()                # calls whose Initiated was emitted
         self._matchers: dict[str, DtmfMatcher] = {}
+        self._failovers: set[str] = set()
         self._counter = 0
 
     # ==== lifecycle (any thread) =================================================================
@@ -407,16 +419,30 @@ class SipEngine:
         return self._ep.transportGetInfo(tid).localName
 
     def _add_account(self, cfg: EngineConfig, acc: AccountConfig) -> None:
-        ac = pj.AccountConfig()
         transport = acc.effective_transport
         if transport not in self._transports:
             self._log.warning("account %s: transport %s unavailable", acc.id, transport)
+        ac = self._pj_account_config(cfg, acc, acc.registrar or acc.public_domain)
+        slot = _AccountSlot(acc, self._account_key(cfg, acc), None)
+        self._accounts[acc.id] = slot
+        account = cb.EngineAccount(acc.id, self._sink, self._log)
+        try:
+            account.create(ac, False)
+        except pj.Error as e:
+            del self._accounts[acc.id]
+            raise EngineError(f"account {acc.id}: {e.reason}") from None
+        slot.pj_account = account
+        slot.reg_reason = "Registering" if acc.registers else ""
+
+    def _pj_account_config(self, cfg: EngineConfig, acc: AccountConfig, registrar: str) -> "pj.AccountConfig":
+        ac = pj.AccountConfig()
+        transport = acc.effective_transport
         scheme = "sips" if acc.sips_enabled else "sip"
         user = acc.user_id
         if acc.registers:
             domain = acc.public_domain or acc.registrar
             uri = f"{scheme}:{user}@{domain}" if user else f"{scheme}:{domain}"
-            ac.regConfig.registrarUri = registrar_uri(acc.registrar or acc.public_domain, transport)
+            ac.regConfig.registrarUri = registrar_uri(registrar, transport)
             ac.regConfig.timeoutSec = max(acc.registration_interval, 30)
             ac.regConfig.retryIntervalSec = cfg.registration_retry_interval
             ac.regConfig.firstRetryIntervalSec = cfg.registration_retry_interval
@@ -452,16 +478,7 @@ class SipEngine:
             nc.turnPasswordType = 0
             nc.turnPassword = t.password
         ac.mwiConfig.enabled = acc.allow_mwi
-        slot = _AccountSlot(acc, self._account_key(cfg, acc), None)
-        self._accounts[acc.id] = slot
-        account = cb.EngineAccount(acc.id, self._sink, self._log)
-        try:
-            account.create(ac, False)
-        except pj.Error as e:
-            del self._accounts[acc.id]
-            raise EngineError(f"account {acc.id}: {e.reason}") from None
-        slot.pj_account = account
-        slot.reg_reason = "Registering" if acc.registers else ""
+        return ac
 
     def _remove_account(self, acc_id: str) -> None:
         slot = self._accounts.get(acc_id)
@@ -540,8 +557,7 @@ class SipEngine:
             return {**base, "RegURI": "", "Status": 0, "StatusText": "SIP disabled"}
         if not acc.registers or slot is None:
             return {**base, "RegURI": "", "Status": 0, "StatusText": "Does not register"}
-        return {**base, "RegURI": acc.registrar or acc.public_domain, "Status": slot.reg_code,
-                "StatusText": slot.reg_reason}
+        return {**base, "RegURI": slot.registrar(), "Status": slot.reg_code, "StatusText": slot.reg_reason}
 
     def _on_reg_state(self, msg: cb.RegState) -> None:
         slot = self._accounts.get(msg.account_id)
@@ -552,6 +568,24 @@ class SipEngine:
                        msg.expiration)
         self._publish_accounts()
         self._emit(AccountStatusChanged(msg.account_id, self._account_status_now(self._config, slot.config)))
+        if slot.config.secondary_registrar and _registrar_unreachable(msg.code):
+            self._failovers.add(msg.account_id)     # switched in the loop, not inside the callback
+
+    def _run_failovers(self) -> None:
+        while self._failovers:
+            slot = self._accounts.get(self._failovers.pop())
+            if slot is None or slot.pj_account is None:
+                continue
+            slot.on_secondary = not slot.on_secondary
+            self._log.warning("account %s: registrar unreachable, switching to %s", slot.config.id,
+                              slot.registrar())
+            try:   # modify() re-registers without touching the account's calls
+                slot.pj_account.modify(self._pj_account_config(self._config, slot.config, slot.registrar()))
+            except pj.Error as e:
+                self._log.error("account %s: failover to %s failed: %s", slot.config.id, slot.registrar(),
+                                e.reason)
+            slot.reg_code, slot.reg_reason = 0, "Registering"
+            self._publish_accounts()
 
     # ---- calls -----------------------------------------------------------------------------------
     def _new_record(self, direction: str, account_id: str, device_uri: str, remote_uri: str) -> CallRecord:
@@ -786,6 +820,7 @@ class SipEngine:
 
     # ---- timers ---------------------------------------------------------------------------------
     def _run_timers(self) -> None:
+        self._run_failovers()
         now = self._clock()
         for call_id, rec in list(self._calls.items()):
             if rec.state == CALLING and rec.direction == "Outgoing" and rec.calling_deadline \

@@ -92,3 +92,12 @@ def test_calls_through_registrar_both_ways(station, kamailio_factory, baresip_fa
     bob.wait_event("CALL_ESTABLISHED")
     bob.command("hangup")
     assert station.wait_state(ev.call_id, "Terminated")["CallStateReason"] == "Terminated"
+
+
+def test_secondary_registrar_takes_over(station, kamailio_factory):
+    backup = kamailio_factory()
+    dead = free_port()
+    acc = registered(dead, transport="tcp", secondary_registrar=f"127.0.0.1:{backup.port}")
+    station.engine.apply(station.config(accounts=(acc,)))
+    st = wait_reg(station, 200, timeout=15.0)
+    assert st["RegURI"] == f"127.0.0.1:{backup.port}"
