@@ -105,8 +105,10 @@ class Agent:
         tc = pj.TransportConfig()
         tc.port = args.port
         tc.boundAddress = args.bind
-        kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP,
-                "tls": pj.PJSIP_TRANSPORT_TLS}[args.transport]
+        v6 = ":" in args.bind
+        kind = {"udp": pj.PJSIP_TRANSPORT_UDP6 if v6 else pj.PJSIP_TRANSPORT_UDP,
+                "tcp": pj.PJSIP_TRANSPORT_TCP6 if v6 else pj.PJSIP_TRANSPORT_TCP,
+                "tls": pj.PJSIP_TRANSPORT_TLS6 if v6 else pj.PJSIP_TRANSPORT_TLS}[args.transport]
         if args.transport == "tls":
             tc.tlsConfig.certFile = args.tls_cert
             tc.tlsConfig.privKeyFile = args.tls_key
@@ -115,7 +117,7 @@ class Agent:
             uc = pj.TransportConfig()
             uc.port = args.port
             uc.boundAddress = args.bind
-            self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP, uc)
+            self.ep.transportCreate(pj.PJSIP_TRANSPORT_UDP6 if v6 else pj.PJSIP_TRANSPORT_UDP, uc)
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         if args.codecs:
@@ -128,7 +130,8 @@ class Agent:
                         self.ep.codecSetPriority(ci.codecId, prio)
                 prio -= 1
         ac = pj.AccountConfig()
-        ac.idUri = f"sip:agent@{args.bind}:{args.port}"
+        host = f"[{args.bind}]" if v6 else args.bind
+        ac.idUri = f"sip:agent@{host}:{args.port}"
         ac.mediaConfig.transportConfig.port = args.rtp_port
         ac.mediaConfig.transportConfig.boundAddress = args.bind
         ac.mediaConfig.srtpUse = {"none": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,

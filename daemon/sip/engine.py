@@ -97,6 +97,7 @@ class SipEngine:
         self._announced: set[str] = set()                # calls whose Initiated was emitted
         self._matchers: dict[str, DtmfMatcher] = {}
         self._failovers: set[str] = set()
+        self._default_codec_priorities: dict[str, int] | None = None
         self._counter = 0
 
     # ==== lifecycle (any thread) =================================================================
@@ -514,7 +515,15 @@ class SipEngine:
 
     def _apply_codecs(self, priorities: tuple[tuple[str, int | None], ...]) -> None:
         infos = list(self._ep.codecEnum2())
-        if priorities:
+        if self._default_codec_priorities is None:
+            # The stack's default order (its enumeration order; several codecs tie at 128, and
+            # re-setting equal priorities does not keep their order): strictly decreasing values.
+            self._default_codec_priorities = {
+                ci.codecId: (200 - i if ci.priority > 0 else 0) for i, ci in enumerate(infos)}
+        if not priorities:     # back to the stack's defaults
+            for codec_id, prio in self._default_codec_priorities.items():
+                self._ep.codecSetPriority(codec_id, prio)
+        else:
             for ci in infos:
                 self._ep.codecSetPriority(ci.codecId, 0)
             prio = 254

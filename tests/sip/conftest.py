@@ -25,7 +25,7 @@ from daemon.sip.engine import SipEngine
 
 PEERS = Path(__file__).resolve().parent.parent / "peers"
 AGENT = Path(__file__).resolve().parent.parent / "sip_agent.py"
-PEER_MAX_SECONDS = 300
+PEER_MAX_SECONDS = 900   # safety net only: fixtures stop every peer at teardown
 
 
 # ---- ports ------------------------------------------------------------------------------------------
@@ -354,8 +354,8 @@ class Agent:
                 self.events.append(msg)
                 self._cond.notify_all()
 
-    def uri(self, transport: str = "udp") -> str:
-        base = f"sip:agent@127.0.0.1:{self.port}"
+    def uri(self, transport: str = "udp", host: str = "127.0.0.1") -> str:
+        base = f"sip:agent@{host}:{self.port}"
         return base if transport == "udp" else f"{base};transport={transport}"
 
     def send(self, **cmd: Any) -> None:

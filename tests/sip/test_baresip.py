@@ -148,6 +148,18 @@ def test_codec_priority_selects_codec(station, baresip):
     station.engine.apply(station.config(codecs=(("PCMU", 8000), ("PCMA", 8000))))
     call_id = station.engine.make_call(None, baresip.aor)
     assert station.wait_state(call_id, "Active")["AudioCodec"] == "PCMU"
+    station.engine.hangup(call_id)
+    station.wait_state(call_id, "Terminated")
+    # disabled codecs are still supported (listed); an empty list restores the stack's defaults
+    station.engine.apply(station.config(codecs=(("PCMA", None),)))
+    assert {"Name": "PCMU", "SampleRate": 8000} in station.engine.supported_codecs()
+    call_id = station.engine.make_call(None, baresip.aor)
+    assert station.wait_state(call_id, "Active")["AudioCodec"] == "PCMA"
+    station.engine.hangup(call_id)
+    station.wait_state(call_id, "Terminated")
+    station.engine.apply(station.config(codecs=()))
+    call_id = station.engine.make_call(None, baresip.aor)
+    assert station.wait_state(call_id, "Active")["AudioCodec"] == "PCMU"   # default order: PCMU before PCMA
 
 
 def test_apply_other_account_keeps_call(station, baresip):
