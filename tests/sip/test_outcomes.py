@@ -170,3 +170,18 @@ def test_history_is_bounded_and_queryable(station, agent_factory):
     assert [s["CallId"] for s in statuses][-3:] == ids
     assert all(station.engine.call_status(c)["CallStateReason"] == "Busy" for c in ids)
     assert station.engine.call_status("unknown") is None
+
+
+def test_peer_to_peer_uri_without_user(station, agent_factory):
+    agent = agent_factory("--answer", "200")
+    station.engine.apply(station.config())
+    call_id = station.engine.make_call(None, f"sip:127.0.0.1:{agent.port}")
+    assert station.wait_state(call_id, "Active")["RemoteURI"] == f"sip:127.0.0.1:{agent.port}"
+
+
+def test_ipv6_destination_is_refused_cleanly(station):
+    """IPv6 calls do not work with this pjsua2 build (docs/sip.md): the failure must be a clean error."""
+    station.engine.apply(station.config())
+    with pytest.raises(EngineError):
+        station.engine.make_call(None, f"sip:door@[::1]:{free_port()}")
+    assert station.engine.live_call_ids() == []
