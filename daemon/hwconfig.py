@@ -97,6 +97,7 @@ class AudioConfig:
     playback_device: str = "default"
     sample_rate: int = 16000
     fifo_ms: int = 200              # bound on buffered audio each way (absorbs clock drift)
+    target_ms: int = 40             # standing latency each FIFO is trimmed back to
     mixer_card: int | None = None
     playback_mixer: str | None = None
     playback_volume: int | None = None   # percent
@@ -261,7 +262,7 @@ def _audio(a: dict | None) -> AudioConfig:
     if a is None:
         return AudioConfig()
     p = "audio."
-    _check_keys(a, {"capture_device", "playback_device", "sample_rate", "fifo_ms", "mixer_card",
+    _check_keys(a, {"capture_device", "playback_device", "sample_rate", "fifo_ms", "target_ms", "mixer_card",
                     "playback_mixer", "playback_volume", "capture_mixer", "capture_volume",
                     "simulated", "sim_input", "sim_output", "ringback"}, p)
     rate = _int(a, "sample_rate", p, 16000, 8000, 48000)
@@ -273,6 +274,10 @@ def _audio(a: dict | None) -> AudioConfig:
                               _int(rb, "on_ms", "audio.ringback.", 1000, 100, 10000),
                               _int(rb, "off_ms", "audio.ringback.", 4000, 0, 20000),
                               _float(rb, "level", "audio.ringback.", 0.25, 0.0, 1.0))
+    fifo_ms = _int(a, "fifo_ms", p, 200, 40, 2000)
+    target_ms = _int(a, "target_ms", p, 40, 20, 2000)
+    if target_ms >= fifo_ms:
+        raise HwConfigError("audio.target_ms", f"must be below audio.fifo_ms ({fifo_ms}), not {target_ms}")
     sim_input = _str(a, "sim_input", p, "tone:440")
     if sim_input.startswith("tone:"):
         try:
@@ -284,7 +289,7 @@ def _audio(a: dict | None) -> AudioConfig:
         capture_device=_str(a, "capture_device", p, "default"),
         playback_device=_str(a, "playback_device", p, "default"),
         sample_rate=rate,
-        fifo_ms=_int(a, "fifo_ms", p, 200, 40, 2000),
+        fifo_ms=fifo_ms, target_ms=target_ms,
         mixer_card=_int(a, "mixer_card", p, None, 0, 31),
         playback_mixer=_str(a, "playback_mixer", p, None),
         playback_volume=_int(a, "playback_volume", p, None, 0, 100),

@@ -65,6 +65,8 @@ class ByteFifo:
         self.dropped_bytes = 0
         self.underruns = 0       # pops that had to be padded with silence
         self.padded_bytes = 0
+        self.trims = 0           # latency trims (see LatencyTrimmer)
+        self.trimmed_bytes = 0
         self.high_water = 0
 
     def __len__(self) -> int:
@@ -100,10 +102,48 @@ class ByteFifo:
         with self._lock:
             del self._buf[:n]
 
+    def trim(self, n: int) -> None:
+        """Drop the n oldest bytes to cut latency (counted apart from overflow drops)."""
+        n -= n % self._sample
+        if n > 0:
+            with self._lock:
+                n = min(n, len(self._buf))
+                del self._buf[:n]
+            self.trims += 1
+            self.trimmed_bytes += n
+
     def stats(self) -> dict[str, int]:
         return {"level": len(self._buf), "capacity": self.capacity, "high_water": self.high_water,
                 "overruns": self.overruns, "dropped_bytes": self.dropped_bytes,
-                "underruns": self.underruns, "padded_bytes": self.padded_bytes}
+                "underruns": self.underruns, "padded_bytes": self.padded_bytes,
+                "trims": self.trims, "trimmed_bytes": self.trimmed_bytes}
+
+
+class LatencyTrimmer:
+    """Keeps a FIFO's standing level near `target` bytes, like a jitter buffer.
+
+    The capacity bound alone would let a clock that is slightly faster on the producing side fill
+    the FIFO and keep it full: audio then lags by the whole capacity. Instead, the lowest level
+    seen over a window of ticks is the part of the buffer that jitter never needed; if it is above
+    the target, that excess is dropped at once (one short glitch every few seconds at 1 % drift,
+    none at a realistic 0.01 %).
+    """
+
+    def __init__(self, fifo: ByteFifo, target: int, window_ticks: int = 50) -> None:
+        self.fifo = fifo
+        self.target = target
+        self.window = window_ticks
+        self._ticks = 0
+        self._min: int | None = None
+
+    def tick(self) -> None:
+        level = len(self.fifo)
+        self._min = level if self._min is None else min(self._min, level)
+        self._ticks += 1
+        if self._ticks >= self.window:
+            if self._min > self.target:
+                self.fifo.trim(self._min - self.target)
+            self._ticks, self._min = 0, None
 
 
 # --- ring-back --------------------------------------------------------------------------------
@@ -137,13 +177,15 @@ class RingbackTone:
 
 class AudioBridge:
     def __init__(self, pcm: Pcm, rate: int = 16000, fifo_ms: int = 200,
-                 ringback: RingbackTone | None = None) -> None:
+                 ringback: RingbackTone | None = None, target_ms: int = 40) -> None:
         self.pcm = pcm
         self.rate = rate
         self.frame_bytes = rate * FRAME_MS // 1000 * SAMPLE_BYTES
         cap = max(2 * self.frame_bytes, rate * fifo_ms // 1000 * SAMPLE_BYTES)
         self.mic = ByteFifo(cap)        # ALSA capture -> call
         self.speaker = ByteFifo(cap)    # call -> ALSA playback
+        target = rate * target_ms // 1000 * SAMPLE_BYTES
+        self._trimmers = (LatencyTrimmer(self.mic, target), LatencyTrimmer(self.speaker, target))
         self._ringback = ringback or RingbackTone(rate)
         self.ringback_active = False    # set from any thread; read on the clock thread
         self.frames_in = 0
@@ -166,7 +208,9 @@ class AudioBridge:
         """Mic -> call: one frame of captured audio (padded with silence if the mic is behind)."""
         self.pump()
         self.frames_out += 1
-        return self.mic.pop(self.frame_bytes)
+        frame = self.mic.pop(self.frame_bytes)
+        self._trimmers[0].tick()
+        return frame
 
     def frame_from_call(self, data: bytes) -> None:
         """Call -> speaker. While ring-back is on, the speaker plays ring-back instead of the call
@@ -176,6 +220,7 @@ class AudioBridge:
         self.frames_in += 1
         self.speaker.push(data)
         self.pump()
+        self._trimmers[1].tick()
 
     def pump(self) -> None:
         """Move whatever the device has/accepts right now; bounded, never waits."""

@@ -105,7 +105,10 @@ def test_sixty_seconds_of_clock_drift_are_absorbed(bridge):
     cap = bridge.mic.capacity
     assert max(m for m, _ in samples) <= cap and max(sp for _, sp in samples) <= cap
     assert s["mic"]["high_water"] <= cap and s["speaker"]["high_water"] <= cap
-    assert s["speaker"]["overruns"] > 0         # ...and the speaker could not keep up
+    # ...and the speaker could not keep up: the excess was dropped, and latency stayed near target
+    assert s["speaker"]["dropped_bytes"] + s["speaker"]["trimmed_bytes"] > 0
+    late = sorted(sp for _, sp in samples[-30:])
+    assert late[len(late) // 2] <= 4 * bridge.frame_bytes, late
     assert s["mic"]["underruns"] > 0            # the fast clock outran the microphone
     assert tail is not None and abs(tail["freq_hz"] - 1000) < 15, tail
 
