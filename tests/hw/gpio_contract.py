@@ -122,3 +122,9 @@ def test_missing_chip_is_a_typed_error(harness):
     with pytest.raises(ChipNotFoundError) as e:
         harness.open_missing_chip([button()])
     assert "no-such-chip" in str(e.value)
+
+
+def test_reading_with_nothing_pending_does_not_block(harness):
+    lines = harness.open([button()])
+    assert lines.read_edge_events() == []          # returns at once (the poll loop relies on it)
+    assert lines.read_edge_events() == []

@@ -63,3 +63,13 @@ def test_chip_found_by_label_and_by_line_name():
 def test_missing_chip_path_is_a_typed_error():
     with pytest.raises(ChipNotFoundError):
         GpiodLines([button()], chip="/dev/gpiochip99")
+
+
+def test_line_held_by_another_request_is_a_typed_error():
+    from hw.gpio import LineBusyError
+    first = GpiodLines([button()], chip=CHIP, consumer="first")
+    try:
+        with pytest.raises(LineBusyError):
+            GpiodLines([button()], chip=CHIP, consumer="second")
+    finally:
+        first.close()
