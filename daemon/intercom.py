@@ -62,7 +62,7 @@ class Intercom:
         self._relay_cfg = relay_cfg
         self._calls: dict[str, str] = {}        # CallId -> Calling | Active
         self._outgoing: set[str] = set()        # calls whose Calling state should ring back
-        self._ended: set[str] = set()           # ended before sip.call() returned (bounded below)
+        self._ended_in_call: set[str] | None = None   # calls that ended while sip.call() ran
         self._ringing = False
         self.state = IDLE
 
@@ -115,7 +115,8 @@ class Intercom:
         if state in _ENDED:
             self._calls.pop(call_id, None)
             self._outgoing.discard(call_id)
-            self._remember_ended(call_id)
+            if self._ended_in_call is not None:
+                self._ended_in_call.add(call_id)
         elif state in (CALLING, ACTIVE):
             self._calls[call_id] = state
             if state == CALLING and event.get("Direction") == "Outgoing":
@@ -148,24 +149,21 @@ class Intercom:
     # --- internals ----------------------------------------------------------------------------
     def _start_call(self) -> str | None:
         cfg = self._button_cfg
+        self._ended_in_call = set()   # an engine may report the call (even its end) before returning
         try:
             call_id = str(self._sip.call(cfg.account_id, cfg.recipient))
         except Exception as e:  # the engine's own error types: report, stay Idle
             self._emit(TOPIC_CALL_FAILED, {"To": cfg.recipient, "Error": f"{type(e).__name__}: {e}"})
             self._apply()
             return None
-        if call_id not in self._ended and call_id not in self._calls:
+        finally:
+            ended, self._ended_in_call = self._ended_in_call, None
+        if call_id not in ended:
             # our call is Calling from now on, even before the engine's first event arrives
-            self._calls[call_id] = CALLING
-        if call_id not in self._ended:
+            self._calls.setdefault(call_id, CALLING)
             self._outgoing.add(call_id)
         self._apply()
         return call_id
-
-    def _remember_ended(self, call_id: str) -> None:
-        self._ended.add(call_id)
-        if len(self._ended) > 64:  # only needed for the short race around sip.call()
-            self._ended.pop()
 
     def _pulse(self, cause: dict[str, Any], pulse_ms: int | None = None) -> int:
         ms = pulse_ms or self._relay_cfg.pulse_ms

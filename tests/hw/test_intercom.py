@@ -174,3 +174,12 @@ def test_asyncio_scheduler_drives_relay_pulse():
         await asyncio.wait_for(locked.wait(), 5)
         return lines.get_value("door_relay")
     assert asyncio.run(scenario()) is False
+
+
+def test_a_reused_call_id_starts_fresh():
+    rig = Rig()
+    rig.press()
+    state(rig, "Out-1", "Terminated")
+    rig.sip.calls.clear()                                 # the engine hands out Out-1 again
+    rig.press()
+    assert rig.intercom.state == CALLING and rig.ringback.playing
