@@ -194,6 +194,7 @@ class AudioBridge:
         self.last_error: str | None = None
         self._port: Any = None
         self._attached: Any = None
+        self.call_id: str | None = None   # the call the bridge is attached to (informational)
 
     # ring-back switch (daemon.intercom.Ringback protocol)
     def start(self) -> None:
@@ -249,11 +250,13 @@ class AudioBridge:
         return s
 
     # -- SIP engine hooks (call these on the engine thread only) --
-    def open_port(self, ep: Any, name: str = "doorstation-audio") -> Any:
+    def open_port(self, ep: Any = None, name: str = "doorstation-audio") -> Any:
         """Create the pjsua2 port and give it a clock: the null sound device's capture side
-        transmits into it, so frames flow (and ring-back plays) even when no call is up."""
+        transmits into it, so frames flow (and ring-back plays) even when no call is up.
+        `ep` defaults to the process's pjsua2 Endpoint (it must be started, with the null device)."""
         import pjsua2 as pj
         if self._port is None:
+            ep = ep if ep is not None else pj.Endpoint.instance()
             port = _port_class()(self)
             fmt = pj.MediaFormatAudio()
             fmt.type = pj.PJMEDIA_TYPE_AUDIO
@@ -276,9 +279,16 @@ class AudioBridge:
         call_audio_media.startTransmit(self._port)
         self._attached = call_audio_media
 
+    def media_hook(self, call_id: str, call_audio_media: Any) -> None:
+        """Fits the SIP engine's `media_hook(call_id, AudioMedia)` (engine thread, inside
+        onCallMediaState): opens the port on first use, then attaches the call."""
+        self.open_port()
+        self.attach(call_audio_media)
+        self.call_id = call_id
+
     def detach(self) -> None:
         """When the call's media goes away (or on DISCONNECTED): disconnect both ways."""
-        am, self._attached = self._attached, None
+        am, self._attached, self.call_id = self._attached, None, None
         if am is not None and self._port is not None:
             for stop in (lambda: self._port.stopTransmit(am), lambda: am.stopTransmit(self._port)):
                 try:

@@ -54,8 +54,9 @@ def test_tone_flows_through_the_conference_bridge_and_ringback_replaces_it(endpo
     a = AudioBridge(SimPcm(RATE, "tone:1000"), RATE)
     b = AudioBridge(SimPcm(RATE, "silence", sink=str(out)), RATE,
                     ringback=RingbackTone(RATE, 425.0, 1000, 0, 0.25))
-    b.open_port(endpoint, "b")
-    b.attach(a.open_port(endpoint, "a"))   # what the SIP engine does with the call's AudioMedia
+    # what the SIP engine's media_hook does with the call's AudioMedia (b's port opens on first use)
+    b.media_hook("call-1", a.open_port(endpoint, "a"))
+    assert b.call_id == "call-1"
     pump(endpoint, 1.5)
     ring_from = b.pcm.played_bytes
     b.start()                         # ring-back on B's speaker
