@@ -193,6 +193,7 @@ class AudioBridge:
         self.device_errors = 0
         self.last_error: str | None = None
         self._port: Any = None
+        self._port_name = ""
         self._attached: Any = None
         self.call_id: str | None = None   # the call the bridge is attached to (informational)
 
@@ -253,8 +254,16 @@ class AudioBridge:
     def open_port(self, ep: Any = None, name: str = "doorstation-audio") -> Any:
         """Create the pjsua2 port and give it a clock: the null sound device's capture side
         transmits into it, so frames flow (and ring-back plays) even when no call is up.
-        `ep` defaults to the process's pjsua2 Endpoint (it must be started, with the null device)."""
+        `ep` defaults to the process's pjsua2 Endpoint (it must be started, with the null device).
+
+        The port is handed over to C++ (`__disown__`): its destructor never runs from Python.
+        Otherwise it would run on whatever thread drops the last reference (an unregistered
+        thread aborts the process) or after libDestroy (a pjmedia assertion aborts it). The cost is
+        one small port object per Endpoint lifetime. After an Endpoint restart the old port is
+        detected (its slot no longer carries our name) and a new one is made."""
         import pjsua2 as pj
+        if self._port is not None and not self._port_alive():
+            self._port, self._attached, self.call_id = None, None, None
         if self._port is None:
             ep = ep if ep is not None else pj.Endpoint.instance()
             port = _port_class()(self)
@@ -265,9 +274,16 @@ class AudioBridge:
             fmt.bitsPerSample = 16
             fmt.frameTimeUsec = FRAME_MS * 1000
             port.createPort(name, fmt)
+            port.__disown__()
             ep.audDevManager().getCaptureDevMedia().startTransmit(port)
-            self._port = port
+            self._port, self._port_name = port, name
         return self._port
+
+    def _port_alive(self) -> bool:
+        try:
+            return self._port.getPortInfo().name == self._port_name
+        except Exception:           # pj.Error: the slot is gone with its conference bridge
+            return False
 
     def attach(self, call_audio_media: Any) -> None:
         """From Call.onCallMediaState when the audio media is active: connect both ways."""
@@ -297,8 +313,12 @@ class AudioBridge:
                     pass
 
     def close(self) -> None:
-        self.detach()
-        self._port = None           # the engine drops its last reference before libDestroy
+        """Safe on any thread and at any time relative to libDestroy (the port is C++-owned);
+        detach() touches pjsua2, so call close() on the engine thread while the library is up,
+        or only after libDestroy otherwise."""
+        if self._attached is not None:
+            self.detach()
+        self._port = None
         self.pcm.close()
 
 

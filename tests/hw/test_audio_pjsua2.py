@@ -6,6 +6,7 @@ must replace it while on. This exercises the AudioMediaPort callbacks and the fr
 """
 import gc
 import time
+from pathlib import Path
 import wave
 
 import pytest
@@ -76,3 +77,43 @@ def test_tone_flows_through_the_conference_bridge_and_ringback_replaces_it(endpo
     ring_part = played[ring_from + second // 5:ring_to]     # skip the speaker buffer's latency
     assert abs(freq(call_part) - 1000) < 20 and rms(call_part) > 5000
     assert abs(freq(ring_part) - 425) < 10
+
+
+def test_port_survives_endpoint_restart_without_aborting(tmp_path):
+    """Run in a child process: an abort (pjmedia assertion) must show up as a failed exit code."""
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import json
+        import pjsua2 as pj
+        from hw.audio import AudioBridge
+        from hw.audio_sim import SimPcm
+
+        def endpoint():
+            ep = pj.Endpoint(); ep.libCreate()
+            cfg = pj.EpConfig(); cfg.uaConfig.threadCnt = 0; cfg.uaConfig.mainThreadOnly = False
+            cfg.logConfig.level = 0; cfg.logConfig.consoleLevel = 0
+            ep.libInit(cfg); ep.libStart(); ep.audDevManager().setNullDev()
+            return ep
+
+        bridge = AudioBridge(SimPcm(16000, "tone:440"), 16000)
+        counts = []
+        for _ in range(2):                       # the engine may stop and start the library
+            ep = endpoint()
+            bridge.open_port()                   # second time: the stale port is replaced
+            before = bridge.frames_in
+            for _ in range(30):
+                ep.libHandleEvents(10)
+            counts.append(bridge.frames_in - before)
+            ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+            del ep
+        print("FRAMES", json.dumps(counts))
+    """)
+    repo = str(Path(__file__).resolve().parents[2])
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=repo, env={"PYTHONPATH": repo})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("FRAMES "))
+    counts = __import__("json").loads(line[len("FRAMES "):])
+    assert all(c >= 5 for c in counts), counts
