@@ -313,12 +313,10 @@ class AudioBridge:
                     pass
 
     def close(self) -> None:
-        """Safe on any thread and at any time relative to libDestroy (the port is C++-owned);
-        detach() touches pjsua2, so call close() on the engine thread while the library is up,
-        or only after libDestroy otherwise."""
-        if self._attached is not None:
-            self.detach()
-        self._port = None
+        """Close the sound device. Touches no pjsua2 (safe on any thread, before or after
+        libDestroy): the port is C++-owned and its connections end with the call or the library."""
+        self._attached, self._port, self.call_id = None, None, None
+        self.ringback_active = False
         self.pcm.close()
 
 

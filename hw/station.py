@@ -48,10 +48,12 @@ class StationHardware:
                 "SimulatedAudio": self.config.audio.simulated, "Audio": self.audio.stats()}
 
     def close(self) -> None:
+        """After the SIP engine has stopped: relay locked, LED off, lines and sound device closed."""
         try:
             self.intercom.shutdown()
         finally:
             self.lines.close()
+            self.audio.close()
 
 
 def build_station_hardware(state_dir: str | Path, *, sip: SipControl, scheduler: Scheduler,
