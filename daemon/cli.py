@@ -232,6 +232,24 @@ def cmd_station(command: str, args_for_control: dict):
     return run
 
 
+def cmd_door_binding(verb: str):
+    def run(args) -> int:
+        state = state_dir_of(args)
+        try:
+            client = control_client(state)
+            ids = list(client.request("door.bindings", {})["DTMFEventIds"])
+            if verb == "bind" and args.event_id not in ids:
+                ids.append(args.event_id)
+            elif verb == "unbind":
+                ids = [i for i in ids if i != args.event_id]
+            print(json.dumps(client.request("door.bindings.set", {"DTMFEventIds": ids}), indent=2))
+            return 0
+        except (VapixFault, ControlError) as e:
+            print(f"doorstation: {getattr(e, 'reason', e)}", file=sys.stderr)
+            return 1
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doorstation", description=__doc__)
     parser.add_argument("--state-dir", help=f"state directory (default $DOORSTATION_STATE_DIR or {DEFAULT_STATE_DIR})")
@@ -278,8 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_station("status", {}))
     door = with_state(sub.add_parser("door", help="door lock"))
     dsub = door.add_subparsers(dest="door_command", required=True)
-    with_state(dsub.add_parser("open", help="pulse the door relay"))
-    door.set_defaults(func=cmd_station("door.open", {"user": os.environ.get("SUDO_USER") or getpass.getuser()}))
+    dopen = with_state(dsub.add_parser("open", help="pulse the door relay"))
+    dopen.set_defaults(func=cmd_station("door.open", {"user": os.environ.get("SUDO_USER") or getpass.getuser()}))
+    dlist = with_state(dsub.add_parser("bindings", help="DTMF events that open the door"))
+    dlist.set_defaults(func=cmd_station("door.bindings", {}))
+    for verb in ("bind", "unbind"):
+        p = with_state(dsub.add_parser(verb, help=f"{verb} a DTMF event (DTMFEventId) to the door relay"))
+        p.add_argument("event_id")
+        p.set_defaults(func=cmd_door_binding(verb))
     return parser
 
 

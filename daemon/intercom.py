@@ -140,6 +140,11 @@ class Intercom:
         user = cause.get("User") or cause.get("api") or cause.get("user") or "unknown"
         return self.open_door(str(user))
 
+    def set_relay_events(self, event_ids) -> None:
+        """The DTMF events that open the door (hardware.toml's plus those bound through the API)."""
+        from dataclasses import replace
+        self._relay_cfg = replace(self._relay_cfg, dtmf_events=tuple(event_ids))
+
     def status(self) -> dict[str, Any]:
         return {"State": self.state, "Relay": "Unlocked" if self._relay.unlocked else "Locked",
                 "LED": self._led.mode if isinstance(self._led.mode, str) else "blink",

@@ -12,14 +12,15 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from daemon.events import CallEventSequencer, EventLog, dtmf_event
-from daemon.faults import action_failed, not_found
+from daemon.events import CallEventSequencer, Event, EventLog, dtmf_event
+from daemon.faults import action_failed, invalid_arg, not_found
 from daemon.sip import calls as callmodel
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
                               DtmfMatched, EngineError)
 from daemon.store import Store
 
 VMS_CALL = "VMS_CALL"
+RELAY_BINDINGS_KEY = "relay_dtmf_events"
 EVENT_LOG_KEEP = 10000
 
 
@@ -30,7 +31,7 @@ class RuntimeConfigError(Exception):
 class StationRuntime:
     def __init__(self, store: Store, engine, loop: asyncio.AbstractEventLoop, log: logging.Logger,
                  events_appended: Callable[[], None], sip_port: int | None = None,
-                 bind_address: str = "", intercom=None, clock: Callable[[], float] = time.time):
+                 bind_address: str = "", hardware=None, clock: Callable[[], float] = time.time):
         self.store = store
         self.engine = engine
         self.loop = loop
@@ -38,7 +39,8 @@ class StationRuntime:
         self.events_appended = events_appended
         self.sip_port = sip_port
         self.bind_address = bind_address
-        self.intercom = intercom
+        self.hardware = hardware
+        self.intercom = hardware.intercom if hardware is not None else None
         self.clock = clock
         self.sequencer = CallEventSequencer()
         self.history = callmodel.CallHistory()
@@ -57,8 +59,10 @@ class StationRuntime:
             self.history.add(callmodel.status_from_row(row[0]))
         self.engine.start()
         self._apply()
-        if self.intercom is not None:
+        if self.hardware is not None:
+            self.intercom.set_relay_events(self.relay_bindings()["Effective"])
             self.intercom.start()
+            self.loop.add_reader(self.hardware.fileno(), self._on_hardware_readable)
         self._emit(self.sequencer.initial())
 
     def stop(self) -> None:
@@ -67,8 +71,15 @@ class StationRuntime:
         try:
             self.engine.stop()
         finally:
-            if self.intercom is not None:
-                self.intercom.stop()  # locks the door
+            if self.hardware is not None:
+                self.loop.remove_reader(self.hardware.fileno())
+                self.hardware.close()  # relay locked, LED off, lines and sound device released
+
+    def _on_hardware_readable(self) -> None:
+        try:
+            self.hardware.on_readable()
+        except Exception:
+            self.log.exception("handling a GPIO edge failed")
 
     def heartbeat_age(self) -> float:
         return self.engine.heartbeat_age()
@@ -101,6 +112,8 @@ class StationRuntime:
     def config_changed(self, what: str) -> None:
         if what == "vms":
             return  # read when a VMS call starts
+        if what == "dtmf":
+            self._refresh_relay_bindings()  # a removed DTMF event no longer opens the door
         try:
             self._apply()
         except EngineError as e:
@@ -215,7 +228,8 @@ class StationRuntime:
         self._emit(self.sequencer.transition(call_id, reason, status.get("RemoteURI", ""),
                                              status.get("DeviceURI", "")))
         if self.intercom is not None:
-            self.intercom.on_call_state(call_id, status.get("CallState", ""), reason)
+            self.intercom.on_call_state({"CallId": call_id, "CallState": status.get("CallState", ""),
+                                         "Reason": reason, "Direction": status.get("Direction")})
 
     def _call_finished(self, status: dict) -> None:
         self.history.add(status)
@@ -225,6 +239,10 @@ class StationRuntime:
             tx.execute("DELETE FROM calls WHERE call_id NOT IN "
                        "(SELECT call_id FROM calls ORDER BY started DESC LIMIT ?)", (callmodel.HISTORY_SIZE,))
 
+    def emit_hardware_event(self, topic: str, data: dict) -> None:
+        """Relay activations (with their cause), button actions and extra inputs, into the log."""
+        self._emit([Event(topic, {"Source": "DoorStation"}, dict(data))])
+
     def _emit(self, events: list) -> None:
         if not events:
             return
@@ -233,14 +251,15 @@ class StationRuntime:
             EventLog.prune(self.store, EVENT_LOG_KEEP)
         self.events_appended()
 
-    # -- the door ----------------------------------------------------------------------------
+    # -- the door ---------------------------------------------------------------------------
     def status(self) -> dict:
         accounts = self.store.list_objects("sip_account")
         return {
-            "call_state": self.sequencer.aggregate,
-            "calls": [s for s in self.call_statuses() if s.get("CallState") in ("Calling", "Active")],
-            "accounts": [self.engine.account_status(a["Id"]) for a in accounts],
-            "hardware": self.intercom.status() if self.intercom is not None else None,
+            "CallState": self.sequencer.aggregate,
+            "Calls": [s for s in self.call_statuses() if s.get("CallState") in ("Calling", "Active")],
+            "Accounts": [self.engine.account_status(a["Id"]) for a in accounts],
+            "Hardware": self.hardware.status() if self.hardware is not None else None,
+            "EngineHeartbeatAge": round(self.engine.heartbeat_age(), 3),
         }
 
     def door_open(self, cause: dict) -> dict:
@@ -253,13 +272,63 @@ class StationRuntime:
             raise action_failed("No call button is configured")
         return self.intercom.press()
 
+    def relay_bindings(self) -> dict:
+        """DTMF events that open the door: fixed ones from hardware.toml plus those bound through
+        the API/CLI (stored in SQLite). Bindings to events that no longer exist are not effective."""
+        fixed = list(self.hardware.config.relay.dtmf_events) if self.hardware is not None else []
+        stored = (self.store.get_setting(RELAY_BINDINGS_KEY) or {}).get("DTMFEventIds", [])
+        existing = set(self.store.object_ids("dtmf_event"))
+        effective = [e for e in dict.fromkeys(fixed + stored) if e in existing]
+        return {"DTMFEventIds": stored, "FromHardwareConfig": fixed, "Effective": effective}
+
+    def set_relay_bindings(self, event_ids) -> dict:
+        if not isinstance(event_ids, list) or not all(isinstance(e, str) for e in event_ids):
+            raise invalid_arg("DTMFEventIds must be a list of DTMF event ids")
+        existing = set(self.store.object_ids("dtmf_event"))
+        unknown = [e for e in event_ids if e not in existing]
+        if unknown:
+            raise invalid_arg(f"No such DTMF event: {', '.join(unknown[:5])}")
+        with self.store.transaction() as tx:
+            tx.put_setting(RELAY_BINDINGS_KEY, {"DTMFEventIds": list(dict.fromkeys(event_ids))})
+        self._refresh_relay_bindings()
+        return self.relay_bindings()
+
+    def _refresh_relay_bindings(self) -> None:
+        if self.intercom is not None:
+            self.intercom.set_relay_events(self.relay_bindings()["Effective"])
+
+
+class _SipControl:
+    """What the intercom calls on a button press: the same paths as axcall:Call/TerminateCall."""
+
+    def __init__(self, runtime_of: Callable[[], "StationRuntime"]):
+        self._runtime_of = runtime_of
+
+    def call(self, account_id: str | None, to: str) -> str:
+        return self._runtime_of().call(account_id, to)
+
+    def hangup(self, call_id: str) -> None:
+        self._runtime_of().terminate_call(call_id)
+
 
 def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, options: dict,
                   events_appended: Callable[[], None]) -> StationRuntime:
+    from daemon.hwconfig import HwConfigError
     from daemon.sip.engine import SipEngine
+    from hw.audio import AudioDeviceError
+    from hw.gpio import GpioError
+    from hw.station import build_station_hardware
+    from hw.timers import AsyncioScheduler
     holder: dict = {}
-    engine = SipEngine(on_event=lambda ev: holder["runtime"].on_engine_event(ev), log=log.getChild("sip"))
+    try:
+        hardware = build_station_hardware(
+            state_dir, sip=_SipControl(lambda: holder["runtime"]), scheduler=AsyncioScheduler(loop),
+            emit=lambda topic, data: holder["runtime"].emit_hardware_event(topic, data))
+    except (HwConfigError, GpioError, AudioDeviceError) as e:
+        raise RuntimeConfigError(str(e)) from e
+    engine = SipEngine(on_event=lambda ev: holder["runtime"].on_engine_event(ev), log=log.getChild("sip"),
+                       media_hook=hardware.audio.media_hook)
     runtime = StationRuntime(store, engine, loop, log, events_appended, sip_port=options.get("sip_port"),
-                             bind_address=options.get("sip_bind") or "")
+                             bind_address=options.get("sip_bind") or "", hardware=hardware)
     holder["runtime"] = runtime
     return runtime

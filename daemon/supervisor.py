@@ -49,6 +49,8 @@ class Supervisor:
             "status": lambda args: self.runtime.status(),
             "door.open": lambda args: self.runtime.door_open(cause={"api": str(args.get("user", "cli"))}),
             "press": lambda args: self.runtime.press(),
+            "door.bindings": lambda args: self.runtime.relay_bindings(),
+            "door.bindings.set": lambda args: self.runtime.set_relay_bindings(args.get("DTMFEventIds")),
             "user.add": lambda args: (users.add_user(self.store, args["name"], args["role"], args["password"],
                                                      replace=bool(args.get("replace"))), {})[1],
             "user.remove": lambda args: (users.remove_user(self.store, args["name"]), {})[1],
