@@ -52,6 +52,12 @@ class DtmfDigit:
     method: str             # "RFC2833" | "SIP_INFO"
 
 
+@dataclass(frozen=True)
+class StunChecked:
+    ok: bool
+    detail: str
+
+
 Sink = Callable[[object], None]
 
 
@@ -109,6 +115,19 @@ class EngineCall(pj.Call):
             method = "SIP_INFO" if prm.method == pj.PJSUA_DTMF_METHOD_SIP_INFO else "RFC2833"
             self._sink(DtmfDigit(self.call_id, str(prm.digit), method))
         _guard(self._log, "onDtmfDigit", run)
+
+
+class EngineEndpoint(pj.Endpoint):
+    """The Endpoint, for the asynchronous STUN server check's completion callback."""
+
+    def __init__(self, sink: Sink, log: logging.Logger):
+        super().__init__()
+        self._sink = sink
+        self._log = log
+
+    def onNatCheckStunServersComplete(self, prm: "pj.OnNatCheckStunServersCompleteParam") -> None:
+        _guard(self._log, "onNatCheckStunServersComplete", lambda: self._sink(
+            StunChecked(prm.status == 0, f"{prm.name} -> {prm.addr}" if prm.status == 0 else f"status {prm.status}")))
 
 
 class EngineLogWriter(pj.LogWriter):

@@ -121,9 +121,12 @@ class EngineConfig:
                 self.tls_cert_file, self.tls_key_file, self.tls_ca_file, verify)
 
     def account_key(self, acc: AccountConfig) -> tuple:
-        """Everything an account's pjsua2 object is built from (its own config + shared media)."""
-        return (acc, self.rtp_start_port, self.stun_enabled, self.turn_enabled, self.turn_servers,
-                self.ice_enabled, self.registration_retry_interval, self.transport_key())
+        """What needs an account re-created when it changes (its own config + shared media)."""
+        return (acc, self.rtp_start_port, self.registration_retry_interval, self.transport_key())
+
+    def nat_key(self) -> tuple:
+        """NAT traversal settings: applied to existing accounts in place (their calls are kept)."""
+        return (self.stun_enabled, self.stun_servers, self.turn_enabled, self.turn_servers, self.ice_enabled)
 
 
 # -- building from the stored VAPIX documents -------------------------------------------------

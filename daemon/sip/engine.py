@@ -33,6 +33,7 @@ from daemon.sip.uris import access_allows, host_port, proxy_uri, registrar_uri, 
 DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
 TRANSPORT_REBIND_WAIT = 8.0
+STUN_RETRY_INTERVAL = 60
 _SRTP = {"None": pj.PJMEDIA_SRTP_DISABLED, "SRTPBestEffort": pj.PJMEDIA_SRTP_OPTIONAL,
          "SRTPMandatory": pj.PJMEDIA_SRTP_MANDATORY}
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
@@ -50,6 +51,7 @@ class _AccountSlot:
     config: AccountConfig
     key: tuple
     pj_account: cb.EngineAccount | None
+    nat: tuple = ()
     reg_code: int = 0
     reg_reason: str = ""
     on_secondary: bool = False        # registering at SecondaryRegistrar after the primary failed
@@ -98,6 +100,10 @@ class SipEngine:
         self._matchers: dict[str, DtmfMatcher] = {}
         self._failovers: set[str] = set()
         self._default_codec_priorities: dict[str, int] | None = None
+        self._stun_usable: tuple[str, ...] = ()
+        self._stun_checking: tuple[str, ...] | None = None
+        self._stun_retry_at: float | None = None
+        self._reapply = False
         self._counter = 0
 
     # ==== lifecycle (any thread) =================================================================
@@ -241,7 +247,7 @@ class SipEngine:
         self._run_timers()
 
     def _create_endpoint(self) -> None:
-        ep = pj.Endpoint()
+        ep = cb.EngineEndpoint(self._sink, self._log)
         ep.libCreate()
         self._ep = ep
         cfg = pj.EpConfig()
@@ -252,7 +258,7 @@ class SipEngine:
         self._log_writer = cb.EngineLogWriter(self._log)
         cfg.logConfig.writer = self._log_writer
         cfg.logConfig.level = self._pj_log_level
-        cfg.logConfig.consoleLevel = 0
+        cfg.logConfig.consoleLevel = self._pj_log_level   # what reaches the LogWriter
         cfg.logConfig.decor = 0
         cfg.medConfig.noVad = True
         ep.libInit(cfg)
@@ -328,6 +334,8 @@ class SipEngine:
             self._on_incoming(msg)
         elif isinstance(msg, cb.RegState):
             self._on_reg_state(msg)
+        elif isinstance(msg, cb.StunChecked):
+            self._on_stun_checked(msg)
 
     def _emit(self, event: EngineEvent) -> None:
         try:
@@ -338,6 +346,7 @@ class SipEngine:
     # ---- configuration ---------------------------------------------------------------------------
     def _apply(self, new: EngineConfig) -> None:
         old = self._config
+        self._start_stun_check(new)
         if new.transport_key() != self._transport_key:
             for acc_id in list(self._accounts):
                 self._remove_account(acc_id)
@@ -353,14 +362,10 @@ class SipEngine:
                 self._add_account(new, acc)
             elif acc.enabled:
                 self._accounts[acc.id].config = acc   # DTMF / MaxCallDuration / IsDefault: no re-create
+        self._sync_nat()
         self._set_default_account(new)
         if new.codecs != old.codecs or not self._accounts_codecs_applied:
             self._apply_codecs(new.codecs)
-        if new.stun_enabled and new.stun_servers and (new.stun_servers != old.stun_servers or not old.stun_enabled):
-            sv = pj.StringVector()
-            for s in new.stun_servers:
-                sv.append(s)
-            self._ep.natUpdateStunServers(sv, False)
         self._publish_accounts()
 
     _accounts_codecs_applied = False
@@ -369,6 +374,62 @@ class SipEngine:
     def _account_key(cfg: EngineConfig, acc: AccountConfig) -> tuple:
         # Settings read live from the config (not baked into the pjsua account) do not count.
         return cfg.account_key(dataclasses.replace(acc, dtmf=None, max_call_duration=0, is_default=False))
+
+    def _nat_state(self, cfg: EngineConfig) -> tuple:
+        return cfg.nat_key(), self._stun_on(cfg)
+
+    def _sync_nat(self) -> None:
+        """Bring every account's NAT settings up to date in place (pjsua modify keeps its calls)."""
+        want = self._nat_state(self._config)
+        for slot in self._accounts.values():
+            if slot.pj_account is None or slot.nat == want:
+                continue
+            try:
+                slot.pj_account.modify(self._pj_account_config(self._config, slot.config, slot.registrar()))
+                slot.nat = want
+            except pj.Error as e:
+                self._log.error("account %s: modify failed: %s", slot.config.id, e.reason)
+
+    # STUN: pjsua resolves STUN servers synchronously when a call's media is created, which blocked
+    # the engine for seconds with an unreachable server. So servers are first checked
+    # asynchronously, and accounts use STUN only once the check succeeded (retried every minute).
+    def _stun_on(self, cfg: EngineConfig) -> bool:
+        return bool(cfg.stun_enabled and cfg.stun_servers and self._stun_usable == cfg.stun_servers)
+
+    def _start_stun_check(self, cfg: EngineConfig) -> None:
+        if not (cfg.stun_enabled and cfg.stun_servers) or cfg.stun_servers in (self._stun_usable,
+                                                                                self._stun_checking):
+            return
+        sv = pj.StringVector()
+        for server in cfg.stun_servers:
+            sv.append(server)
+        self._stun_checking = cfg.stun_servers
+        self._stun_retry_at = None
+        try:
+            self._ep.natCheckStunServers(sv, False, None)
+        except pj.Error as e:
+            self._log.warning("STUN server check could not start: %s", e.reason)
+            self._stun_checking = None
+            self._stun_retry_at = self._clock() + STUN_RETRY_INTERVAL
+
+    def _on_stun_checked(self, msg: cb.StunChecked) -> None:
+        servers, self._stun_checking = self._stun_checking, None
+        cfg = self._config
+        if servers is None or servers != cfg.stun_servers or not cfg.stun_enabled:
+            self._start_stun_check(cfg)       # the configuration changed meanwhile
+            return
+        if not msg.ok:
+            self._log.warning("STUN servers %s unreachable (%s): STUN not used, retrying in %d s",
+                              ", ".join(servers), msg.detail, STUN_RETRY_INTERVAL)
+            self._stun_retry_at = self._clock() + STUN_RETRY_INTERVAL
+            return
+        self._log.info("STUN server usable: %s", msg.detail)
+        sv = pj.StringVector()
+        for server in servers:
+            sv.append(server)
+        self._ep.natUpdateStunServers(sv, False)
+        self._stun_usable = servers
+        self._reapply = True              # accounts modified (calls kept) from the loop
 
     def _rebind_transports(self, cfg: EngineConfig) -> None:
         for name, tid in list(self._transports.items()):
@@ -424,7 +485,7 @@ class SipEngine:
         if transport not in self._transports:
             self._log.warning("account %s: transport %s unavailable", acc.id, transport)
         ac = self._pj_account_config(cfg, acc, acc.registrar or acc.public_domain)
-        slot = _AccountSlot(acc, self._account_key(cfg, acc), None)
+        slot = _AccountSlot(acc, self._account_key(cfg, acc), None, nat=self._nat_state(cfg))
         self._accounts[acc.id] = slot
         account = cb.EngineAccount(acc.id, self._sink, self._log)
         try:
@@ -467,7 +528,7 @@ class SipEngine:
         mc.srtpUse = _SRTP.get(acc.media_encryption, pj.PJMEDIA_SRTP_DISABLED)
         mc.srtpSecureSignaling = 0      # SRTP over non-TLS signalling would fail with ESESSIONINSECURE
         nc = ac.natConfig
-        stun = pj.PJSUA_STUN_USE_DEFAULT if cfg.stun_enabled and cfg.stun_servers else pj.PJSUA_STUN_USE_DISABLED
+        stun = pj.PJSUA_STUN_USE_DEFAULT if self._stun_on(cfg) else pj.PJSUA_STUN_USE_DISABLED
         nc.sipStunUse = stun
         nc.mediaStunUse = stun
         nc.iceEnabled = cfg.ice_enabled
@@ -831,6 +892,12 @@ class SipEngine:
     def _run_timers(self) -> None:
         self._run_failovers()
         now = self._clock()
+        if self._reapply:
+            self._reapply = False
+            self._sync_nat()
+        if self._stun_retry_at is not None and now >= self._stun_retry_at:
+            self._stun_retry_at = None
+            self._start_stun_check(self._config)
         for call_id, rec in list(self._calls.items()):
             if rec.state == CALLING and rec.direction == "Outgoing" and rec.calling_deadline \
                     and now >= rec.calling_deadline:
