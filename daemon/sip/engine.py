@@ -28,37 +28,15 @@ from daemon.sip.calls import (ACTIVE, CALLING, TERMINATED, TERMINATING, CallHist
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
                               DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineTimeout)
-from daemon.sip.uris import access_allows, host_port, proxy_uri, registrar_uri, with_transport
+from daemon.sip.accounts import AccountSlot, account_status, build_account_config, registrar_unreachable
+from daemon.sip.uris import access_allows, with_transport
 
 DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
 TRANSPORT_REBIND_WAIT = 8.0
 STUN_RETRY_INTERVAL = 60
-_SRTP = {"None": pj.PJMEDIA_SRTP_DISABLED, "SRTPBestEffort": pj.PJMEDIA_SRTP_OPTIONAL,
-         "SRTPMandatory": pj.PJMEDIA_SRTP_MANDATORY}
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
              "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6}
-
-
-def _registrar_unreachable(code: int) -> bool:
-    """Timeouts, transport errors and server failures move an account to its other registrar;
-    authentication answers (401/403/407) do not: the other registrar would say the same."""
-    return code == 408 or code >= 500
-
-
-@dataclasses.dataclass
-class _AccountSlot:
-    config: AccountConfig
-    key: tuple
-    pj_account: cb.EngineAccount | None
-    nat: tuple = ()
-    reg_code: int = 0
-    reg_reason: str = ""
-    on_secondary: bool = False        # registering at SecondaryRegistrar after the primary failed
-
-    def registrar(self) -> str:
-        acc = self.config
-        return acc.secondary_registrar if self.on_secondary else (acc.registrar or acc.public_domain)
 
 
 class SipEngine:
@@ -93,7 +71,7 @@ class SipEngine:
         self._config = EngineConfig()
         self._transports: dict[str, int] = {}
         self._transport_key: tuple = ()
-        self._accounts: dict[str, _AccountSlot] = {}
+        self._accounts: dict[str, AccountSlot] = {}
         self._calls: dict[str, CallRecord] = {}          # live records by CallId
         self._pjcalls: dict[str, cb.EngineCall] = {}     # pjsua2 Call objects, until DISCONNECTED
         self._announced: set[str] = set()                # calls whose Initiated was emitted
@@ -103,7 +81,7 @@ class SipEngine:
         self._stun_usable: tuple[str, ...] = ()
         self._stun_checking: tuple[str, ...] | None = None
         self._stun_retry_at: float | None = None
-        self._reapply = False
+        self._nat_resync = False
         self._counter = 0
 
     # ==== lifecycle (any thread) =================================================================
@@ -429,7 +407,7 @@ class SipEngine:
             sv.append(server)
         self._ep.natUpdateStunServers(sv, False)
         self._stun_usable = servers
-        self._reapply = True              # accounts modified (calls kept) from the loop
+        self._nat_resync = True              # accounts modified (calls kept) from the loop
 
     def _rebind_transports(self, cfg: EngineConfig) -> None:
         for name, tid in list(self._transports.items()):
@@ -485,7 +463,7 @@ class SipEngine:
         if transport not in self._transports:
             self._log.warning("account %s: transport %s unavailable", acc.id, transport)
         ac = self._pj_account_config(cfg, acc, acc.registrar or acc.public_domain)
-        slot = _AccountSlot(acc, self._account_key(cfg, acc), None, nat=self._nat_state(cfg))
+        slot = AccountSlot(acc, self._account_key(cfg, acc), None, nat=self._nat_state(cfg))
         self._accounts[acc.id] = slot
         account = cb.EngineAccount(acc.id, self._sink, self._log)
         try:
@@ -497,50 +475,8 @@ class SipEngine:
         slot.reg_reason = "Registering" if acc.registers else ""
 
     def _pj_account_config(self, cfg: EngineConfig, acc: AccountConfig, registrar: str) -> "pj.AccountConfig":
-        ac = pj.AccountConfig()
-        transport = acc.effective_transport
-        scheme = "sips" if acc.sips_enabled else "sip"
-        user = acc.user_id
-        if acc.registers:
-            domain = acc.public_domain or acc.registrar
-            uri = f"{scheme}:{user}@{domain}" if user else f"{scheme}:{domain}"
-            ac.regConfig.registrarUri = registrar_uri(registrar, transport)
-            ac.regConfig.timeoutSec = max(acc.registration_interval, 30)
-            ac.regConfig.retryIntervalSec = cfg.registration_retry_interval
-            ac.regConfig.firstRetryIntervalSec = cfg.registration_retry_interval
-            ac.regConfig.randomRetryIntervalSec = 0
-            ac.regConfig.dropCallsOnFail = False
-        else:
-            hp = self._local_host_port(transport)
-            uri = f"{scheme}:{user}@{hp}" if user else f"{scheme}:{hp}"
-        ac.idUri = f'"{acc.caller_id}" <{uri}>' if acc.caller_id else uri
-        if acc.user_id or acc.password:
-            ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", acc.authentication_id or acc.user_id,
-                                                          0, acc.password))
-        for p in acc.proxies:
-            ac.sipConfig.proxies.append(proxy_uri(p.server, transport))
-            if p.username:
-                ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", p.username, 0, p.password))
-        mc = ac.mediaConfig
-        mc.transportConfig.port = cfg.rtp_start_port
-        if cfg.bind_address:
-            mc.transportConfig.boundAddress = cfg.bind_address
-        mc.srtpUse = _SRTP.get(acc.media_encryption, pj.PJMEDIA_SRTP_DISABLED)
-        mc.srtpSecureSignaling = 0      # SRTP over non-TLS signalling would fail with ESESSIONINSECURE
-        nc = ac.natConfig
-        stun = pj.PJSUA_STUN_USE_DEFAULT if self._stun_on(cfg) else pj.PJSUA_STUN_USE_DISABLED
-        nc.sipStunUse = stun
-        nc.mediaStunUse = stun
-        nc.iceEnabled = cfg.ice_enabled
-        if cfg.turn_enabled and cfg.turn_servers:
-            t = cfg.turn_servers[0]
-            nc.turnEnabled = True
-            nc.turnServer = t.server.split(":", 1)[1] if t.server.lower().startswith("turn:") else t.server
-            nc.turnUserName = t.username
-            nc.turnPasswordType = 0
-            nc.turnPassword = t.password
-        ac.mwiConfig.enabled = acc.allow_mwi
-        return ac
+        return build_account_config(cfg, acc, registrar, self._local_host_port(acc.effective_transport),
+                                    stun=self._stun_on(cfg))
 
     def _remove_account(self, acc_id: str) -> None:
         slot = self._accounts.get(acc_id)
@@ -557,7 +493,7 @@ class SipEngine:
         self._delete_account_object(slot)
         del self._accounts[acc_id]
 
-    def _delete_account_object(self, slot: _AccountSlot) -> None:
+    def _delete_account_object(self, slot: AccountSlot) -> None:
         if slot.pj_account is not None:
             try:
                 slot.pj_account.shutdown()
@@ -616,18 +552,11 @@ class SipEngine:
 
     def _account_status_now(self, cfg: EngineConfig, acc: AccountConfig) -> dict:
         slot = self._accounts.get(acc.id)
-        base = {"SIPAccountId": acc.id, "IsDefault": acc.is_default}
-        scheme = "sips" if acc.sips_enabled else "sip"
-        if acc.registers:
-            domain = acc.public_domain or acc.registrar
-            base["SIPURI"] = f"{scheme}:{acc.user_id}@{domain}" if acc.user_id else f"{scheme}:{domain}"
-        else:
-            base["SIPURI"] = f"{scheme}:{self._local_host_port(acc.effective_transport)}" if self._transports else ""
-        if not cfg.sip_enabled:
-            return {**base, "RegURI": "", "Status": 0, "StatusText": "SIP disabled"}
-        if not acc.registers or slot is None:
-            return {**base, "RegURI": "", "Status": 0, "StatusText": "Does not register"}
-        return {**base, "RegURI": slot.registrar(), "Status": slot.reg_code, "StatusText": slot.reg_reason}
+        local = self._local_host_port(acc.effective_transport) if self._transports else ""
+        if slot is None:
+            return account_status(cfg, acc, local, registered_at=None)
+        return account_status(cfg, acc, local, registered_at=slot.registrar(), code=slot.reg_code,
+                              reason=slot.reg_reason)
 
     def _on_reg_state(self, msg: cb.RegState) -> None:
         slot = self._accounts.get(msg.account_id)
@@ -638,7 +567,7 @@ class SipEngine:
                        msg.expiration)
         self._publish_accounts()
         self._emit(AccountStatusChanged(msg.account_id, self._account_status_now(self._config, slot.config)))
-        if slot.config.secondary_registrar and _registrar_unreachable(msg.code):
+        if slot.config.secondary_registrar and registrar_unreachable(msg.code):
             self._failovers.add(msg.account_id)     # switched in the loop, not inside the callback
 
     def _run_failovers(self) -> None:
@@ -892,8 +821,8 @@ class SipEngine:
     def _run_timers(self) -> None:
         self._run_failovers()
         now = self._clock()
-        if self._reapply:
-            self._reapply = False
+        if self._nat_resync:
+            self._nat_resync = False
             self._sync_nat()
         if self._stun_retry_at is not None and now >= self._stun_retry_at:
             self._stun_retry_at = None
