@@ -88,6 +88,8 @@ class SipEngine:
     def start(self, timeout: float = 10.0) -> None:
         if self._thread is not None:
             raise EngineError("engine already started")
+        if self._stopping.is_set():
+            raise EngineError("a stopped engine cannot be restarted: create a new SipEngine")
         ready: concurrent.futures.Future = concurrent.futures.Future()
         self._thread = threading.Thread(target=self._run, args=(ready,), name="sip-engine", daemon=True)
         self._thread.start()

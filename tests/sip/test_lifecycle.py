@@ -10,7 +10,7 @@ import pytest
 
 from daemon.sip.config import AccountConfig
 from daemon.sip.engine import SipEngine
-from daemon.sip.types import CallFinished, CallTransition, EngineNotRunning, EngineTimeout
+from daemon.sip.types import CallFinished, CallTransition, EngineError, EngineNotRunning, EngineTimeout
 
 from .conftest import EventCollector, free_port, wait_until
 
@@ -35,6 +35,8 @@ def test_requests_before_start_and_after_stop_are_refused():
     with pytest.raises(EngineNotRunning):
         engine.make_call(None, "sip:a@127.0.0.1")
     engine.stop()     # idempotent
+    with pytest.raises(EngineError, match="cannot be restarted"):
+        engine.start()
 
 
 def test_supported_codecs_come_from_the_stack(station):
