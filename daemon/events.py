@@ -86,6 +86,16 @@ class CallEventSequencer:
         return events
 
 
+def events_for_transitions(transitions, source: str = DEFAULT_SOURCE) -> list[Event]:
+    """Pure form of the sequencer: (call_id, reason, remote_uri, device_uri) tuples, in the order
+    the engine reported them, to the events in the order the spec's examples show."""
+    seq = CallEventSequencer(source)
+    out: list[Event] = []
+    for call_id, reason, remote_uri, device_uri in transitions:
+        out += seq.transition(call_id, reason, remote_uri, device_uri)
+    return out
+
+
 class EventLog:
     """The persistent event log. Stateless: every method takes the store (single writer)."""
 

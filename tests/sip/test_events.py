@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.events import (TOPIC_DTMF, TOPIC_STATE, TOPIC_STATE_CHANGE, CallEventSequencer, EventLog,
-                           dtmf_event)
+                           dtmf_event, events_for_transitions)
 from daemon.store import Store
 
 
@@ -119,3 +119,13 @@ def test_recorder_logs_transitions_dtmf_and_keeps_call_history(tmp_path):
                                (TOPIC_DTMF, "OpenDoor")]
     assert [s["CallId"] for s in load_call_history(store)] == ["d1", "d2"]
     store.close()
+
+
+def test_pure_function_matches_sequencer():
+    transitions = [("a", "Initiated", "sip:r", "sip:d"), ("b", "AcceptedByDevice", "sip:x", "sip:d"),
+                   ("a", "Busy", "sip:r", "sip:d"), ("b", "Terminated", "sip:x", "sip:d")]
+    assert flat(events_for_transitions(transitions)) == [
+        (TOPIC_STATE_CHANGE, "Initiated"), (TOPIC_STATE, "Calling"),
+        (TOPIC_STATE_CHANGE, "AcceptedByDevice"), (TOPIC_STATE, "Active"),
+        (TOPIC_STATE_CHANGE, "Busy"),
+        (TOPIC_STATE_CHANGE, "Terminated"), (TOPIC_STATE, "Idle")]
