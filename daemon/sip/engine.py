@@ -42,12 +42,16 @@ _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls"
 class SipEngine:
     def __init__(self, on_event: Callable[[EngineEvent], None], log: logging.Logger, *,
                  media_hook: Callable[[str, Any], None] | None = None,
+                 media_end_hook: Callable[[str], None] | None = None,
+                 on_endpoint_ready: Callable[[Any], None] | None = None,
                  poll_ms: int = 10, pj_log_level: int = 3, history_size: int = 100,
                  dtmf_inter_digit_timeout: float = 5.0, dtmf_max_wrong: int = 5,
                  clock: Callable[[], float] = time.monotonic):
         self._on_event = on_event
         self._log = log
         self._media_hook = media_hook
+        self._media_end_hook = media_end_hook
+        self._on_endpoint_ready = on_endpoint_ready
         self._poll_ms = poll_ms
         self._pj_log_level = pj_log_level
         self._dtmf_timeout = dtmf_inter_digit_timeout
@@ -244,6 +248,11 @@ class SipEngine:
         ep.libInit(cfg)
         ep.libStart()
         ep.audDevManager().setNullDev()   # the wheel has no sound device: mandatory before makeCall
+        if self._on_endpoint_ready is not None:
+            try:   # e.g. the audio bridge opens its port now, so ring-back is clocked before any call
+                self._on_endpoint_ready(ep)
+            except Exception:
+                self._log.exception("on_endpoint_ready hook failed")
 
     def _shutdown(self) -> None:
         try:
@@ -716,6 +725,11 @@ class SipEngine:
         if msg.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             # Drop the Call object now: its slot number is reused at once (see docs/sip.md).
             self._pjcalls.pop(msg.call_id, None)
+            if self._media_end_hook is not None:
+                try:
+                    self._media_end_hook(msg.call_id)
+                except Exception:
+                    self._log.exception("media end hook failed for %s", msg.call_id)
             if rec is not None:
                 self._finish(msg.call_id, msg.last_status_code)
             return

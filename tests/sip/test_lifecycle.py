@@ -135,3 +135,34 @@ def test_history_can_be_seeded(station):
     station.engine.load_history([old])
     assert station.engine.call_status("Out-1-old") == old
     assert station.engine.call_statuses()[0] == old
+
+
+def test_audio_hooks_are_called_on_the_engine_thread(baresip):
+    seen: list[tuple] = []
+
+    def ready(ep):
+        seen.append(("ready", type(ep).__name__, threading.current_thread().name))
+
+    def media(call_id, audio_media):
+        seen.append(("media", call_id, type(audio_media).__name__, threading.current_thread().name))
+
+    def media_end(call_id):
+        seen.append(("end", call_id, threading.current_thread().name))
+
+    from daemon.sip.config import EngineConfig
+    events = EventCollector()
+    engine = SipEngine(events, logging.getLogger("test.sip"), media_hook=media, media_end_hook=media_end,
+                       on_endpoint_ready=ready)
+    engine.start()
+    try:
+        engine.apply(EngineConfig(sip_enabled=True, sip_port=free_port(), sip_tls_port=free_port(),
+                                  bind_address="127.0.0.1", accounts=(AccountConfig(id="p2p", user_id="door"),)))
+        call_id = engine.make_call(None, baresip.aor)
+        wait_until(lambda: any(s[0] == "media" for s in seen), 5.0, "the media hook")
+        engine.hangup(call_id)
+        wait_until(lambda: any(s[0] == "end" for s in seen), 5.0, "the media end hook")
+    finally:
+        engine.stop()
+    assert seen[0] == ("ready", "EngineEndpoint", "sip-engine")
+    assert ("media", call_id, "AudioMedia", "sip-engine") in seen
+    assert seen[-1] == ("end", call_id, "sip-engine")
