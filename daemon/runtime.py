@@ -15,6 +15,7 @@ from typing import Callable
 from daemon.events import CallEventSequencer, Event, EventLog, dtmf_event
 from daemon.faults import action_failed, invalid_arg, not_found
 from daemon.sip import calls as callmodel
+from daemon.sip.recorder import load_call_history, save_finished_call
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
                               DtmfMatched, EngineError)
 from daemon.store import Store
@@ -55,8 +56,7 @@ class StationRuntime:
         accounts.initialise(self.store)
         if self.sip_port is not None:
             self._store_sip_port(sip_config, self.sip_port)
-        for row in self.store.conn.execute("SELECT doc FROM calls ORDER BY started"):
-            self.history.add(callmodel.status_from_row(row[0]))
+        self.history.load(load_call_history(self.store))
         self.engine.start()
         self._apply()
         if self.hardware is not None:
@@ -233,11 +233,7 @@ class StationRuntime:
 
     def _call_finished(self, status: dict) -> None:
         self.history.add(status)
-        with self.store.transaction() as tx:
-            tx.execute("INSERT OR REPLACE INTO calls (call_id, started, doc) VALUES (?, ?, ?)",
-                       callmodel.call_row(status))
-            tx.execute("DELETE FROM calls WHERE call_id NOT IN "
-                       "(SELECT call_id FROM calls ORDER BY started DESC LIMIT ?)", (callmodel.HISTORY_SIZE,))
+        save_finished_call(self.store, status)
 
     def emit_hardware_event(self, topic: str, data: dict) -> None:
         """Relay activations (with their cause), button actions and extra inputs, into the log."""
@@ -326,8 +322,12 @@ def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, opti
             emit=lambda topic, data: holder["runtime"].emit_hardware_event(topic, data))
     except (HwConfigError, GpioError, AudioDeviceError) as e:
         raise RuntimeConfigError(str(e)) from e
+    audio = hardware.audio
     engine = SipEngine(on_event=lambda ev: holder["runtime"].on_engine_event(ev), log=log.getChild("sip"),
-                       media_hook=hardware.audio.media_hook)
+                       media_hook=audio.media_hook,
+                       # the port exists before the first call, so ring-back can play at once
+                       on_endpoint_ready=audio.open_port,
+                       media_end_hook=lambda call_id: audio.detach() if audio.call_id == call_id else None)
     runtime = StationRuntime(store, engine, loop, log, events_appended, sip_port=options.get("sip_port"),
                              bind_address=options.get("sip_bind") or "", hardware=hardware)
     holder["runtime"] = runtime

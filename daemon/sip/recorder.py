@@ -1,39 +1,12 @@
-"""Persisting what the engine reports: events into the event log, finished calls into `calls`.
+"""Call history in the `calls` table: finished calls (SIP and VMS), the newest HISTORY_SIZE kept.
 
-Runs on the supervisor's side (single SQLite writer), never inside the engine's on_event callback:
-the supervisor's on_event only enqueues, its loop then calls `EngineEventRecorder.record(event)`.
+Used by daemon/runtime.py on the supervisor's loop thread (the single SQLite writer), which also
+turns engine events into the event log.
 """
 from __future__ import annotations
 
-from daemon.events import CallEventSequencer, EventLog, dtmf_event
 from daemon.sip.calls import HISTORY_SIZE, call_row, status_from_row
-from daemon.sip.types import CallFinished, CallTransition, DtmfMatched, EngineEvent
 from daemon.store import Store
-
-
-class EngineEventRecorder:
-    def __init__(self, store: Store, sequencer: CallEventSequencer | None = None,
-                 history_size: int = HISTORY_SIZE):
-        self.store = store
-        self.sequencer = sequencer or CallEventSequencer()
-        self.history_size = history_size
-
-    def start(self) -> list[int]:
-        """Record the initial Call/State property value (Idle at start-up)."""
-        return EventLog.append_events(self.store, self.sequencer.initial())
-
-    def record(self, event: EngineEvent) -> list[int]:
-        """Returns the event-log sequence numbers written (empty when nothing was logged)."""
-        if isinstance(event, CallTransition):
-            st = event.status
-            return EventLog.append_events(self.store, self.sequencer.transition(
-                event.call_id, event.reason, st.get("RemoteURI", ""), st.get("DeviceURI", "")))
-        if isinstance(event, DtmfMatched):
-            return EventLog.append_events(self.store, [dtmf_event(event.call_id, event.event_id,
-                                                                  event.event_name)])
-        if isinstance(event, CallFinished):
-            save_finished_call(self.store, event.status, self.history_size)
-        return []
 
 
 def save_finished_call(store: Store, status: dict, keep: int = HISTORY_SIZE) -> None:

@@ -97,27 +97,18 @@ def test_event_log_prune_keeps_newest(tmp_path):
     store.close()
 
 
-def test_recorder_logs_transitions_dtmf_and_keeps_call_history(tmp_path):
+def test_call_history_keeps_the_newest_finished_calls(tmp_path):
     from daemon.sip.calls import CallRecord
-    from daemon.sip.recorder import EngineEventRecorder, load_call_history
-    from daemon.sip.types import AccountStatusChanged, CallFinished, CallTransition, DtmfMatched
+    from daemon.sip.recorder import load_call_history, save_finished_call
 
     store = Store.open(tmp_path)
-    rec = EngineEventRecorder(store, history_size=2)
-    rec.start()
-    call = CallRecord("c1", "Outgoing", "acc", "sip:door@h", "sip:bob@h", start_time=10.0)
-    rec.record(CallTransition("c1", "Initiated", call.status()))
-    rec.record(DtmfMatched("c1", "acc", "e0", "OpenDoor"))
-    assert rec.record(AccountStatusChanged("acc", {})) == []
     for i, start in enumerate((11.0, 12.0, 13.0)):
         done = CallRecord(f"d{i}", "Outgoing", "acc", "d", "r", start_time=start, state="Terminated",
                           reason="Busy", stop_time=start + 1).status()
-        assert rec.record(CallFinished(done)) == []
-    rows = EventLog.read_after(store, 0)
-    assert [(r["topic"], r["data"].get("Reason") or r["data"].get("CallState") or r["source"].get("Name"))
-            for r in rows] == [(TOPIC_STATE, "Idle"), (TOPIC_STATE_CHANGE, "Initiated"), (TOPIC_STATE, "Calling"),
-                               (TOPIC_DTMF, "OpenDoor")]
-    assert [s["CallId"] for s in load_call_history(store)] == ["d1", "d2"]
+        save_finished_call(store, done, keep=2)
+    history = load_call_history(store)
+    assert [s["CallId"] for s in history] == ["d1", "d2"]
+    assert history[0]["CallStateReason"] == "Busy" and "StopTime" in history[0]
     store.close()
 
 
