@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.harness import doorstation
-from tests.sip_peers import baresip_factory, kamailio_factory, wait_until  # noqa: F401  (fixtures)
+from tests.sip_peers import agent_factory, baresip_factory, kamailio_factory, wait_until  # noqa: F401  (fixtures)
 from tests.stack_sip import (TOPIC_BUTTON, TOPIC_DTMF, TOPIC_RELAY, TOPIC_STATE, TOPIC_STATE_CHANGE, EventTail,
                              call_status, enable_sip, event_key, hardware_toml, start_station, wait_account_status,
                              wait_call_state)
@@ -159,6 +159,31 @@ def test_rfc2833_dtmf_opens_the_door_once_and_not_when_disabled(stations, baresi
                            for line in st.output[mark:]) >= 6, 10.0, "6 digits dropped by the station")
     hang_up(st, tail, call_id)
     assert [e for e in tail.events if e["topic"] in (TOPIC_DTMF, TOPIC_RELAY)] == []
+
+
+def test_sip_info_opens_the_door_while_rfc2833_is_off(stations, agent_factory):  # noqa: F811
+    """The pjsua2 agent sends both ways in one call: RFC 2833 (off, dropped) then SIP INFO (on)."""
+    st = stations(hardware_toml(pulse_ms=150))
+    enable_sip(st)
+    event_id, config_id = configure_door_dtmf(st)
+    st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {"Id": config_id, "RFC2833": False, "RFC2976": True}})
+    agent = agent_factory()
+    tail = EventTail(st)
+    call_id = st.ok("Call", {"To": agent.uri()})["CallId"]
+    wait_call_state(st, call_id, "Active")
+    agent.wait_event("media")
+    mark = len(st.output)
+    agent.send(cmd="dtmf", digits="#1234#", method="RFC2833")
+    wait_until(lambda: sum(f"call {call_id}: DTMF" in line and "ignored (method disabled)" in line
+                           for line in st.output[mark:]) >= 6, 10.0, "6 RFC 2833 digits dropped by the station")
+    agent.send(cmd="dtmf", digits="#1234#", method="SIP_INFO")
+    tail.wait_for(lambda e: e["topic"] == TOPIC_RELAY and e["data"].get("Cause") == "PulseEnded",
+                  what="relay locked again")
+    hang_up(st, tail, call_id)
+    dtmf = [e for e in tail.events if e["topic"] == TOPIC_DTMF]
+    assert [(e["source"]["DTMFEventId"], e["data"]["CallId"]) for e in dtmf] == [(event_id, call_id)]
+    relay = [e["data"] for e in tail.events if e["topic"] == TOPIC_RELAY]
+    assert [(r["State"], r["Cause"]) for r in relay] == [("Unlocked", "DTMF"), ("Locked", "PulseEnded")]
 
 
 # ---- c) incoming calls -------------------------------------------------------------------------------------
