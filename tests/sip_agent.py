@@ -8,7 +8,8 @@ Answers every incoming call with `--answer` (180 = ring forever, none = ignore t
 like a dead host that still has the port open). Prints one JSON object per line on stdout for each
 event: {"event": "ready", "port": N}, {"event": "incoming", "from": uri}, {"event": "state",
 "state": "CONFIRMED"|"DISCONNECTED", "code": N}, {"event": "media", "codec": "PCMU", "srtp": bool},
-{"event": "dtmf", "digit": "1", "method": "RFC2833"|"SIP_INFO"}. Reads commands as JSON lines on stdin:
+{"event": "dtmf", "digit": "1", "method": "RFC2833"|"SIP_INFO"}; every object also carries "t", the
+wall-clock time (time.time()) at which the agent saw the event. Reads commands as JSON lines on stdin:
 {"cmd": "dtmf", "digits": "#1234#", "method": "SIP_INFO"|"RFC2833"}, {"cmd": "hangup"},
 {"cmd": "call", "to": "sip:..."}, {"cmd": "quit"}. Exits after --max-seconds whatever happens.
 """
@@ -26,7 +27,8 @@ import pjsua2 as pj
 
 
 def emit(**kw) -> None:
-    sys.stdout.write(json.dumps(kw) + "\n")
+    # "t": wall-clock time of the event in this process (bench/sip.py compares it with packet times)
+    sys.stdout.write(json.dumps({**kw, "t": time.time()}) + "\n")
     sys.stdout.flush()
 
 
