@@ -32,7 +32,8 @@ class RuntimeConfigError(Exception):
 class StationRuntime:
     def __init__(self, store: Store, engine, loop: asyncio.AbstractEventLoop, log: logging.Logger,
                  events_appended: Callable[[], None], sip_port: int | None = None,
-                 bind_address: str = "", hardware=None, clock: Callable[[], float] = time.time):
+                 bind_address: str = "", hardware=None, tls_files: dict | None = None,
+                 clock: Callable[[], float] = time.time):
         self.store = store
         self.engine = engine
         self.loop = loop
@@ -40,6 +41,7 @@ class StationRuntime:
         self.events_appended = events_appended
         self.sip_port = sip_port
         self.bind_address = bind_address
+        self.tls_files = tls_files or {}
         self.hardware = hardware
         self.intercom = hardware.intercom if hardware is not None else None
         self.clock = clock
@@ -104,7 +106,7 @@ class StationRuntime:
             dtmf_triggers=self.store.list_objects("dtmf_trigger"),
             dtmf_events=self.store.list_objects("dtmf_event"),
             codecs=codecs.current_list(self.store, self),
-            bind_address=self.bind_address)
+            bind_address=self.bind_address, **self.tls_files)
 
     def _apply(self) -> None:
         self.engine.apply(self.engine_config())
@@ -311,6 +313,7 @@ def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, opti
                   events_appended: Callable[[], None]) -> StationRuntime:
     from daemon.hwconfig import HwConfigError
     from daemon.sip.engine import SipEngine
+    from daemon.tls import station_tls_files
     from hw.audio import AudioDeviceError
     from hw.gpio import GpioError
     from hw.station import build_station_hardware
@@ -329,6 +332,7 @@ def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, opti
                        on_endpoint_ready=audio.open_port,
                        media_end_hook=lambda call_id: audio.detach() if audio.call_id == call_id else None)
     runtime = StationRuntime(store, engine, loop, log, events_appended, sip_port=options.get("sip_port"),
-                             bind_address=options.get("sip_bind") or "", hardware=hardware)
+                             bind_address=options.get("sip_bind") or "", hardware=hardware,
+                             tls_files=station_tls_files(state_dir, log))
     holder["runtime"] = runtime
     return runtime

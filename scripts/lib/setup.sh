@@ -19,7 +19,7 @@ ensure_debs() {
 
 # Packages the daemon needs to build and run its Python dependencies.
 runtime_debs() {
-  local debs=(python3 python3-venv python3-dev gcc libasound2-dev ca-certificates)
+  local debs=(python3 python3-venv python3-dev gcc libasound2-dev ca-certificates openssl)
   if [ "$(uname -m)" != "x86_64" ]; then
     # No pjsua2-python wheel outside x86_64: pip builds pjproject from source.
     debs+=(git swig build-essential libssl-dev)
