@@ -46,10 +46,13 @@ def start_station(state_dir: Path, hardware: str | None = None) -> Station:
 
 
 def enable_sip(st: Station, allow_incoming: bool = True, sip_port: int | None = None) -> int:
-    """SIP on through axcall:SetSIPConfiguration on a free loopback port; returns the port."""
+    """SIP on through axcall:SetSIPConfiguration on free loopback ports; returns the SIP port."""
     port = sip_port or free_sip_port()
+    tls_port = free_sip_port()   # the TLS listener too: parallel stations must not share 5061
+    while tls_port == port:
+        tls_port = free_sip_port()
     st.ok("SetSIPConfiguration", {"SIPConfiguration": {
-        "SIPEnabled": True, "SIPPort": port, "AllowIncomingCalls": allow_incoming,
+        "SIPEnabled": True, "SIPPort": port, "SIPTLSPort": tls_port, "AllowIncomingCalls": allow_incoming,
         "RTPStartPort": rtp_base(), "CallingTimeout": 15}})
     return port
 
