@@ -60,7 +60,11 @@ class StationRuntime:
             self._store_sip_port(sip_config, self.sip_port)
         self.history.load(load_call_history(self.store))
         self.engine.start()
-        self._apply()
+        try:
+            self._apply()
+        except EngineError as e:
+            # Keep running: the API is how the owner fixes it (e.g. a SIP port another program holds).
+            self.log.error("the stored SIP configuration could not be applied: %s", e)
         if self.hardware is not None:
             self.intercom.set_relay_events(self.relay_bindings()["Effective"])
             self.intercom.start()

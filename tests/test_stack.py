@@ -160,3 +160,25 @@ def test_fuzz_both_formats_never_5xx(shared_station, command, params, pairs, raw
         assert r.status_code < 500, (r.status_code, r.text[:300])
         if r.status_code >= 400:
             assert "Fault" in r.text or "error" in r.text
+
+
+def test_sip_port_taken_at_start_keeps_the_api_up_to_fix_it(tmp_path):
+    import socket as so
+    station = Station(tmp_path / "state").start()
+    taken = so.socket(so.AF_INET, so.SOCK_DGRAM)
+    try:
+        port = station.sip_port
+        station.ok("SetSIPConfiguration", {"SIPConfiguration": {"SIPEnabled": True, "SIPPort": port}})
+        station.stop()
+        taken.bind(("127.0.0.1", port))  # another program takes the port meanwhile
+        station = Station(tmp_path / "state", http_port=station.http_port).start()
+        assert station.ok("GetSIPConfiguration")["SIPConfiguration"]["SIPPort"] == port
+        from tests.harness import free_sip_port
+        other = free_sip_port()
+        assert station.ok("SetSIPConfiguration", {"SIPConfiguration": {"SIPPort": other}}) == {}
+        station.ok("SetSIPAccount", {"SIPAccount": {"UserId": "door"}})
+        status = station.ok("GetSIPAccountStatus", {"SIPAccountId": "sip_account_0"})["SIPAccountStatus"]
+        assert status["SIPURI"].endswith(f":{other}")
+    finally:
+        taken.close()
+        station.stop()
