@@ -2,6 +2,7 @@
 # Runs as root INSIDE the VM lane (see scripts/vmlane): real gpio-sim and snd-aloop devices, then
 # pytest on tests/vm/ with env vars that tell the tests where the devices are.
 #   usage (from the repo root, in the guest): sh tests/vm/guest.sh [pytest args...]
+#                                            sh tests/vm/guest.sh --run CMD [args...]   (e.g. bench/vm.py)
 # Results: $VMLANE_OUT/junit.xml and $VMLANE_OUT/guest.log; exit code = pytest's.
 set -eu
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -37,6 +38,13 @@ echo "guest: gpio-sim $DOORSTATION_GPIOSIM_CHIP ($DOORSTATION_GPIOSIM_SYSFS); $(
 
 cd "$REPO"
 set +e
+if [ "${1:-}" = "--run" ]; then
+  shift
+  "$@"
+  rc=$?
+  echo "guest: $* rc=$rc, up $(cut -d' ' -f1 /proc/uptime) s"
+  exit $rc
+fi
 "$PY" -m pytest -p no:cacheprovider -q -rA --junitxml="$OUT/junit.xml" tests/vm "$@"
 rc=$?
 echo "guest: pytest rc=$rc, up $(cut -d' ' -f1 /proc/uptime) s"

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tests.harness import Station, doorstation, free_sip_port
-from tests.sip.conftest import Baresip, wait_until
+from tests.sip_peers import Baresip, wait_until
 
 RATE = 16000
 FRAME = RATE // 50                          # 20 ms of samples
@@ -142,7 +142,8 @@ class LineSampler:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.is_alive():
+            self._thread.join(5)
 
 
 # ---- audio: the far side of the station's microphone and speaker -----------------------------------
@@ -255,8 +256,9 @@ class Events:
         self.seen += page["events"]
         return page["events"]
 
-    def wait_for(self, pred: Callable[[dict], bool], timeout: float, what: str) -> dict:
-        for e in self.seen:
+    def wait_for(self, pred: Callable[[dict], bool], timeout: float, what: str, since: int = 0) -> dict:
+        """The first event matching pred among those seen from index `since` on (len(seen) = only new)."""
+        for e in self.seen[since:]:
             if pred(e):
                 return e
         deadline = time.monotonic() + timeout
@@ -313,7 +315,7 @@ def configure_station(st: Station, events: Events) -> str:
 
 
 def start_rig(workdir: Path, *, pulse_ms: int = 800, tone_hz: float = 1000.0, tone_level: float = 0.3,
-              answer: str = "manual", station_timeout: float = 180) -> Rig:
+              answer: str = "manual", station_timeout: float = 180, sample_lines: bool = True) -> Rig:
     """Everything up and idle. `answer`: "manual" (the caller accepts through ctrl_tcp, so the
     Calling phase lasts as long as it wants) or "auto" (baresip answers at once)."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -328,7 +330,9 @@ def start_rig(workdir: Path, *, pulse_ms: int = 800, tone_hz: float = 1000.0, to
         station = Station(state, sip_port=free_sip_port()).start(timeout=station_timeout)
         events = Events(station)
         event_id = configure_station(station, events)
-        sampler = LineSampler(lines).start()
+        sampler = LineSampler(lines)
+        if sample_lines:            # (a benchmark leaves the CPU to the station instead)
+            sampler.start()
         speaker = SpeakerTap().start()
         mic = MicFeed(tone_hz, tone_level).start()
         return Rig(station, peer, lines, sampler, mic, speaker, events, event_id, pulse_ms)
