@@ -27,19 +27,27 @@ runtime_debs() {
   echo "${debs[@]}"
 }
 
-# ensure_venv EXTRAS: .venv with the project installed editable; reinstall only when pyproject changes.
+# ensure_venv EXTRAS: .venv with the project installed editable; reinstall only when pyproject
+# changes (an install with the test extras also serves scripts/run). pip's output goes to a log
+# that is shown only when it fails.
 ensure_venv() {
-  local extras=$1 venv=$REPO/.venv stamp want
+  local extras=$1 venv=$REPO/.venv stamp hash log
   if [ ! -x "$venv/bin/python" ]; then
     echo "doorstation: creating $venv"
     python3 -m venv "$venv"
   fi
-  want="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)-$extras"
+  hash="$(sha256sum "$REPO/pyproject.toml" | cut -d' ' -f1)"
   stamp="$venv/.doorstation-installed"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "doorstation: installing Python packages into $venv"
-    "$venv/bin/python" -m pip install -q --upgrade pip >/dev/null
-    "$venv/bin/python" -m pip install -q -e "$REPO$extras"
-    echo "$want" > "$stamp"
+  case "$(cat "$stamp" 2>/dev/null)" in
+    "$hash [test]") return 0 ;;
+    "$hash ") [ -z "$extras" ] && return 0 ;;
+  esac
+  echo "doorstation: installing Python packages into $venv"
+  log="$venv/pip-install.log"
+  if ! { "$venv/bin/python" -m pip install --upgrade pip && "$venv/bin/python" -m pip install -e "$REPO$extras"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "doorstation: pip install failed (full log: $log)" >&2
+    return 1
   fi
+  echo "$hash $extras" > "$stamp"
 }
