@@ -14,6 +14,7 @@ from typing import Any, Callable
 from daemon.commands import validate as v
 from daemon.commands.sip_config import resolve_password
 from daemon.faults import invalid_arg, missing_arg
+from daemon.sip.attributes import ATTRIBUTES, attribute_value  # noqa: F401 (attribute_value: re-export)
 
 KIND = "sip_account"
 ID_PREFIX = "sip_account_"
@@ -24,13 +25,8 @@ TRANSPORTS = ("udp", "tcp", "tls")
 MEDIA_ENCRYPTION_MODES = ("None", "SRTPBestEffort", "SRTPMandatory")
 ENCRYPTION_PROTOCOLS = ("TLSv1", "TLSv11", "TLSv12")
 
-# The account attributes we implement: name -> (type, default, lowest, highest). Values travel as
-# strings (the Attribute structure's Value is a String).
-ATTRIBUTES: dict[str, tuple[str, str, int | None, int | None]] = {
-    "DisableTCPSwitch": ("bool", "false", None, None),
-    "MaxCallDuration": ("int", "0", 0, 86400),          # 0 = no limit
-    "RegistrationInterval": ("int", "300", 30, 86400),  # seconds between re-registrations
-}
+# ATTRIBUTES (imported above, shared with the SIP engine config): the account attributes we
+# implement, name -> (type, default, lowest, highest); values travel as strings.
 
 DEFAULTS: dict[str, Any] = {
     "Name": "",
@@ -230,14 +226,6 @@ def attributes(value: Any, lenient: bool) -> list[dict]:
         else:
             chosen[name] = str(v.integer(raw, f"Attribute {name}", lenient=True, lo=lo, hi=hi))
     return [{"Name": name, "Value": value} for name, value in chosen.items()]
-
-
-def attribute_value(doc: dict, name: str) -> str:
-    """An account's attribute value, or its default (for the runtime)."""
-    for attribute in doc.get("Attribute", []):
-        if attribute.get("Name") == name:
-            return attribute["Value"]
-    return ATTRIBUTES[name][1]
 
 
 def _encryption_protocols(value: Any, lenient: bool) -> str:

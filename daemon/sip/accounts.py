@@ -45,9 +45,23 @@ def identity_uri(acc: AccountConfig, local_host_port: str) -> str:
     return f"{scheme}:{acc.user_id}@{host}" if acc.user_id else f"{scheme}:{host}"
 
 
+def bound_transport(acc: AccountConfig, transports: dict[str, int]) -> int | None:
+    """DisableTCPSwitch: the UDP transport a UDP account is bound to, else None (any transport).
+
+    pjsip sends a request larger than 1300 bytes over TCP instead of UDP unless its global
+    `disable_tcp_switch` is set, which the pjsua2 wheel does not expose. An account bound to its
+    UDP transport (sipConfig.transportId) keeps such requests on UDP: the TCP attempt is not
+    allowed by the transport selector and pjsip goes on to the UDP address (docs/sip.md)."""
+    if not acc.disable_tcp_switch or acc.effective_transport != "udp":
+        return None
+    return transports.get("udp")
+
+
 def build_account_config(cfg: EngineConfig, acc: AccountConfig, registrar: str, local_host_port: str,
-                         stun: bool) -> "pj.AccountConfig":
+                         stun: bool, transport_id: int | None = None) -> "pj.AccountConfig":
     ac = pj.AccountConfig()
+    if transport_id is not None:
+        ac.sipConfig.transportId = transport_id
     transport = acc.effective_transport
     uri = identity_uri(acc, local_host_port)
     ac.idUri = f'"{acc.caller_id}" <{uri}>' if acc.caller_id else uri

@@ -6,12 +6,15 @@ its own `AccountConfig` (or the shared media/NAT settings it is built from) chan
 
 `engine_config_from_vapix()` builds an EngineConfig from the documents the commands store
 (SIPConfiguration, SIPAccount list, DTMF configurations/triggers/events, codec list), accepting the
-spellings the spec uses.
+spellings the spec uses. Account attributes (daemon/sip/attributes.py) come from the account's
+`Attribute` list.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Iterable
+
+from daemon.sip.attributes import attribute_bool, attribute_int, default_bool, default_int
 
 TRANSPORTS = ("udp", "tcp", "tls")
 MEDIA_ENCRYPTION = ("None", "SRTPBestEffort", "SRTPMandatory")
@@ -61,9 +64,10 @@ class AccountConfig:
     media_encryption: str = "None"
     verify_server_certificate: bool = False
     proxies: tuple[ProxyConfig, ...] = ()
-    registration_interval: int = 300
+    registration_interval: int = default_int("RegistrationInterval")
     allow_mwi: bool = False
-    max_call_duration: int = 0          # seconds, 0 = unlimited
+    max_call_duration: int = default_int("MaxCallDuration")      # seconds, 0 = unlimited
+    disable_tcp_switch: bool = default_bool("DisableTCPSwitch")  # bind a UDP account to its UDP transport
     enabled: bool = True
     is_default: bool = False
     dtmf: DtmfSettings | None = None    # None: no DTMF configuration, DTMF triggers nothing
@@ -196,9 +200,11 @@ def account_from_vapix(doc: dict, dtmf: DtmfSettings | None) -> AccountConfig:
         proxies=tuple(ProxyConfig(str(p.get("Server", "")), str(p.get("Username", "") or ""),
                                   str(p.get("Password", "") or ""))
                       for p in (proxies or []) if isinstance(p, dict) and p.get("Server")),
-        registration_interval=_i(doc.get("RegistrationInterval"), 300),
+        # account attributes: the Attribute list, else a top-level field, else the default
+        registration_interval=attribute_int(doc, "RegistrationInterval"),
         allow_mwi=_b(doc.get("AllowMWI")),
-        max_call_duration=_i(doc.get("MaxCallDuration"), 0),
+        max_call_duration=attribute_int(doc, "MaxCallDuration"),
+        disable_tcp_switch=attribute_bool(doc, "DisableTCPSwitch"),
         enabled=_b(doc.get("Enabled"), True),
         is_default=_b(doc.get("IsDefault")),
         dtmf=dtmf,

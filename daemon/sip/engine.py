@@ -28,7 +28,8 @@ from daemon.sip.calls import (ACTIVE, CALLING, TERMINATED, TERMINATING, CallHist
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
                               DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineTimeout)
-from daemon.sip.accounts import AccountSlot, account_status, build_account_config, registrar_unreachable
+from daemon.sip.accounts import (AccountSlot, account_status, bound_transport, build_account_config,
+                                 registrar_unreachable)
 from daemon.sip.uris import access_allows, with_transport
 
 DEFAULT_TIMEOUT = 5.0
@@ -487,7 +488,7 @@ class SipEngine:
 
     def _pj_account_config(self, cfg: EngineConfig, acc: AccountConfig, registrar: str) -> "pj.AccountConfig":
         return build_account_config(cfg, acc, registrar, self._local_host_port(acc.effective_transport),
-                                    stun=self._stun_on(cfg))
+                                    stun=self._stun_on(cfg), transport_id=bound_transport(acc, self._transports))
 
     def _remove_account(self, acc_id: str) -> None:
         slot = self._accounts.get(acc_id)

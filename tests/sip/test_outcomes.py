@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from daemon.sip.config import AccountConfig, DtmfSettings, DtmfTrigger
+from daemon.sip.config import AccountConfig, DtmfSettings, DtmfTrigger, account_from_vapix
 from daemon.sip.types import CallFinished, CallTransition, DtmfBlocked, DtmfMatched, EngineError
 
 from .conftest import free_port, wait_until
@@ -153,11 +153,14 @@ def test_call_limit(station, agent_factory):
 
 def test_max_call_duration(station, agent_factory):
     agent = agent_factory("--answer", "200")
-    station.engine.apply(station.config(accounts=(
-        AccountConfig(id="peer-to-peer", user_id="door", is_default=True, max_call_duration=1),)))
+    # the form the commands store: the account's Attribute list
+    doc = {"Id": "peer-to-peer", "UserId": "door", "IsDefault": True,
+           "Attribute": [{"Name": "MaxCallDuration", "Value": "1"}]}
+    station.engine.apply(station.config(accounts=(account_from_vapix(doc, None),)))
     call_id = station.engine.make_call(None, agent.uri())
     station.wait_state(call_id, "Active")
     assert finished(station, call_id, timeout=10.0).status["CallStateReason"] == "Terminated"
+    agent.wait_event("state", pred=lambda e: e["state"] == "DISCONNECTED", timeout=5.0)   # the station hung up
 
 
 def test_history_is_bounded_and_queryable(station, agent_factory):

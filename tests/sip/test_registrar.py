@@ -1,9 +1,11 @@
 """Registered accounts against kamailio: status codes, recovery, calls through the proxy."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from daemon.sip.config import AccountConfig
+from daemon.sip.config import AccountConfig, account_from_vapix
 from daemon.sip.types import AccountStatusChanged, CallTransition
 
 from .conftest import free_port, wait_until
@@ -29,6 +31,20 @@ def test_right_password_registers(station, kamailio_factory):
                   "RegURI": f"127.0.0.1:{k.port}", "Status": 200, "StatusText": "OK"}
     ev = station.events.wait_for(lambda e: isinstance(e, AccountStatusChanged) and e.status["Status"] == 200)
     assert ev.account_id == "sip_account_0"
+
+
+def requested_expires(k) -> list[int]:
+    """The Expires of every REGISTER kamailio accepted (its config logs them)."""
+    return [int(m) for m in re.findall(r"REGISTER user=door expires=(\d+)", (k.dir / "kamailio.log").read_text())]
+
+
+def test_registration_interval_attribute_reaches_the_registrar(station, kamailio_factory):
+    k = kamailio_factory()
+    doc = {"Id": "sip_account_0", "UserId": "door", "Password": "door-secret", "Registrar": f"127.0.0.1:{k.port}",
+           "IsDefault": True, "Attribute": [{"Name": "RegistrationInterval", "Value": "45"}]}
+    station.engine.apply(station.config(accounts=(account_from_vapix(doc, None),)))
+    wait_reg(station, 200)
+    assert set(wait_until(lambda: requested_expires(k), 5.0, "the REGISTER in kamailio's log")) == {45}
 
 
 def test_wrong_password_is_refused(station, kamailio_factory):
