@@ -38,10 +38,12 @@ def requested_expires(k) -> list[int]:
     return [int(m) for m in re.findall(r"REGISTER user=door expires=(\d+)", (k.dir / "kamailio.log").read_text())]
 
 
-def test_registration_interval_attribute_reaches_the_registrar(station, kamailio_factory):
+@pytest.mark.parametrize("disable_tcp_switch", ["false", "true"])   # "true": bound to the UDP transport
+def test_registration_interval_attribute_reaches_the_registrar(station, kamailio_factory, disable_tcp_switch):
     k = kamailio_factory()
     doc = {"Id": "sip_account_0", "UserId": "door", "Password": "door-secret", "Registrar": f"127.0.0.1:{k.port}",
-           "IsDefault": True, "Attribute": [{"Name": "RegistrationInterval", "Value": "45"}]}
+           "IsDefault": True, "Attribute": [{"Name": "RegistrationInterval", "Value": "45"},
+                                            {"Name": "DisableTCPSwitch", "Value": disable_tcp_switch}]}
     station.engine.apply(station.config(accounts=(account_from_vapix(doc, None),)))
     wait_reg(station, 200)
     assert set(wait_until(lambda: requested_expires(k), 5.0, "the REGISTER in kamailio's log")) == {45}
