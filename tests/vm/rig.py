@@ -168,7 +168,10 @@ class MicFeed:
         self.loop = tone(hz, 1.0, level)               # whole periods in 1 s: loops seamlessly
         self.silence = bytes(len(self.loop))
         self.muted = False
+        self.xruns = 0
         self.max_s = max_s
+        import alsaaudio
+        self._xrun_state = alsaaudio.PCM_STATE_XRUN
         self._stop = threading.Event()
         self._pcm = _pcm("playback", MIC_FEED)
         self._thread = threading.Thread(target=self._run, name="mic-feed", daemon=True)
@@ -183,6 +186,8 @@ class MicFeed:
         pos = 0
         while not self._stop.is_set() and time.monotonic() < end:
             src = self.silence if self.muted else self.loop     # checked every frame
+            if self._pcm.state() == self._xrun_state:
+                self.xruns += 1          # we fell behind: a gap in the station's microphone
             self._pcm.write(src[pos:pos + n])
             pos = (pos + n) % len(src)
 
@@ -197,6 +202,7 @@ class SpeakerTap:
 
     def __init__(self, max_s: float = 600) -> None:
         self.chunks: list[tuple[float, bytes]] = []
+        self.overruns = 0
         self.max_s = max_s
         self._stop = threading.Event()
         self._pcm = _pcm("capture", SPEAKER_TAP)
@@ -212,6 +218,8 @@ class SpeakerTap:
             n, data = self._pcm.read()
             if n > 0:
                 self.chunks.append((time.monotonic(), data))
+            elif n < 0:
+                self.overruns += 1       # we fell behind: a gap in what we recorded
 
     def between(self, t0: float, t1: float) -> bytes:
         return b"".join(d for t, d in list(self.chunks) if t0 <= t <= t1)

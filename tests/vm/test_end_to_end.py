@@ -108,6 +108,7 @@ def test_button_call_echo_dtmf_relay_led(tmp_path):
         "led_samples": {k: len(v) for k, v in led.items()},
         "relay_unlocked_observed_ms": round(1000 * (unlocked[-1][0] - unlocked[0][0])) if unlocked else None,
         "timeline_s": {k: round(v - t["press"], 3) for k, v in t.items()},
+        "harness_gaps": {"mic_feed_xruns": rig.mic.xruns, "speaker_tap_overruns": rig.speaker.overruns},
         "audio_while_active": (status_active.get("Hardware") or {}).get("Audio", status_active),
     }
     if OUT:
