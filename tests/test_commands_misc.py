@@ -74,7 +74,7 @@ def names(codecs):
 def test_supported_default_and_current_codecs(st):
     assert st.run("GetSupportedAudioCodecs")["AudioCodec"] == SUPPORTED_CODECS
     default = names(st.run("GetDefaultAudioCodecs")["AudioCodec"])
-    assert default == [("PCMU", 8000), ("PCMA", 8000), ("G722", 16000), ("opus", 48000), ("L16", 16000), ("L16", 8000)]
+    assert default == [("PCMU", 8000), ("PCMA", 8000), ("G722", 16000)]  # compact: INVITE < 1300 B
     assert names(st.run("GetAudioCodecs")["AudioCodec"]) == default
 
 

@@ -1,8 +1,10 @@
 """Audio codec priority list: GetSupported/GetDefault/Get/SetAudioCodecs.
 
 The supported list is whatever the SIP stack really offers (runtime.supported_codecs()). The
-default list puts the narrow-band G.711 pair first (every SIP peer has them), then G.722, then the
-rest in the stack's order. A client's Options are type-checked but not applied: the answer shows
+default list is the G.711 pair (every SIP peer has them) and G.722 (wide-band): offering every
+codec the stack has (L16 at six rates, speex at three, iLBC, GSM) makes the INVITE ~1.4 kB, over
+pjsip's 1300-byte limit, so it would leave over TCP and miss UDP-only peers (seen in the VM lane).
+The others stay available through SetAudioCodecs. A client's Options are type-checked but not applied: the answer shows
 the stack's Options for a codec, never something we would not do.
 """
 from __future__ import annotations
@@ -26,8 +28,8 @@ def _key(codec: dict) -> tuple[str, int | None]:
 
 
 def default_list(codecs: list[dict]) -> list[dict]:
-    first = [c for name, rate in PREFERRED for c in codecs if _key(c) == (name.lower(), rate)]
-    return first + [c for c in codecs if c not in first]
+    chosen = [c for name, rate in PREFERRED for c in codecs if _key(c) == (name.lower(), rate)]
+    return chosen or list(codecs)  # a stack without any of them: offer what it has
 
 
 def current_list(store, codecs) -> list[dict]:
