@@ -1,6 +1,6 @@
 """Soak: N call / DTMF / hang-up cycles with no failure and no leaked call.
 
-N = DOORSTATION_SOAK_CYCLES (default 20 in the normal run; 300 for the long run).
+N = DOORSTATION_SOAK_CYCLES (default 300, as the issue asks; ~4 min; set it lower for a quick run).
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from daemon.sip.types import CallFinished, DtmfMatched
 
 pytestmark = pytest.mark.sip
 
-CYCLES = int(os.environ.get("DOORSTATION_SOAK_CYCLES", "20"))
+CYCLES = int(os.environ.get("DOORSTATION_SOAK_CYCLES", "300"))
 
 
 def test_call_dtmf_hangup_cycles(station, agent_factory, baresip):
