@@ -72,20 +72,26 @@ class LoopbackSniffer:
                 continue
             except OSError:
                 return
-            if addr[2] != socket.PACKET_OUTGOING:   # each loopback packet also shows up as incoming
+            # each loopback packet also shows up as incoming: count the outgoing copy only
+            if addr[2] != socket.PACKET_OUTGOING or len(data) < 28 or data[0] >> 4 != 4:
                 continue
             stamp = next((struct.unpack("qq", d[:16]) for lvl, typ, d in anc
                           if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
-            if stamp is None or len(data) < 28 or data[0] >> 4 != 4 or data[9] != 17:
+            if stamp is None:
                 continue
             at = stamp[0] + stamp[1] / 1e9
             ihl = (data[0] & 15) * 4
             dport = struct.unpack("!H", data[ihl + 2:ihl + 4])[0]
-            payload = data[ihl + 8:]
+            if data[9] == 6:                 # TCP (an INVITE over 1300 bytes leaves by TCP)
+                payload = data[ihl + (data[ihl + 12] >> 4) * 4:]
+            elif data[9] == 17:
+                payload = data[ihl + 8:]
+            else:
+                continue
             if payload.startswith(b"INVITE "):
                 with self._lock:
                     self.invites.append((at, dport))
-            elif len(payload) == 16 and payload[0] >> 6 == 2:
+            elif data[9] == 17 and len(payload) == 16 and payload[0] >> 6 == 2:
                 # RTP with a 4-byte payload: a telephone-event (audio frames are 80+ bytes)
                 rtp_ts = struct.unpack("!I", payload[4:8])[0]
                 with self._lock:

@@ -97,45 +97,9 @@ class RelayWatcher:
 
 
 def make_sniffer():
-    """bench/sip.py's loopback sniffer, also seeing INVITEs sent over TCP: the station's INVITE to
-    baresip is ~1.4 kB, above pjsip's 1300-byte UDP threshold (RFC 3261 18.1.1), so it goes by TCP."""
-    import socket
-    import struct
-
-    from bench.sip import SO_TIMESTAMPNS, LoopbackSniffer
-
-    class Sniffer(LoopbackSniffer):
-        def _run(self) -> None:
-            while self._running:
-                try:
-                    data, anc, _flags, addr = self.sock.recvmsg(65535, socket.CMSG_SPACE(16))
-                except socket.timeout:
-                    continue
-                except OSError:
-                    return
-                if addr[2] != socket.PACKET_OUTGOING or len(data) < 28 or data[0] >> 4 != 4:
-                    continue
-                stamp = next((struct.unpack("qq", d[:16]) for lvl, typ, d in anc
-                              if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
-                if stamp is None:
-                    continue
-                at = stamp[0] + stamp[1] / 1e9
-                ihl = (data[0] & 15) * 4
-                dport = struct.unpack("!H", data[ihl + 2:ihl + 4])[0]
-                if data[9] == 6:                                   # TCP: skip its header
-                    payload = data[ihl + (data[ihl + 12] >> 4) * 4:]
-                elif data[9] == 17:
-                    payload = data[ihl + 8:]
-                else:
-                    continue
-                if payload.startswith(b"INVITE "):
-                    with self._lock:
-                        self.invites.append((at, dport))
-                elif data[9] == 17 and len(payload) == 16 and payload[0] >> 6 == 2:
-                    rtp_ts = struct.unpack("!I", payload[4:8])[0]     # RTP telephone-event (4-byte payload)
-                    with self._lock:
-                        self.tel_events.append((at, dport, rtp_ts, payload[12], bool(payload[13] & 0x80)))
-    return Sniffer()
+    """bench/sip.py's loopback sniffer (kernel timestamps; INVITEs over UDP and TCP)."""
+    from bench.sip import LoopbackSniffer
+    return LoopbackSniffer()
 
 
 def state_change(reason):

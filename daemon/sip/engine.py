@@ -36,6 +36,10 @@ DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
 TRANSPORT_REBIND_WAIT = 8.0
 STUN_RETRY_INTERVAL = 60
+# New calls per second. Every call registers two sockets (RTP, RTCP) with pjlib's select()
+# ioqueue, which has 64 slots and holds each closed one for 500 ms before reuse; ~30 calls in half a
+# second exhausted it and pjlib aborted the process (an assertion, measured with a 486 callee).
+CALL_RATE_PER_SECOND = 8
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
              "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6}
 
@@ -88,6 +92,7 @@ class SipEngine:
         self._stun_retry_at: float | None = None
         self._nat_resync = False
         self._counter = 0
+        self._call_starts: list[float] = []              # monotonic times of recent new calls
 
     # ==== lifecycle (any thread) =================================================================
     def start(self, timeout: float = 10.0) -> None:
@@ -615,6 +620,10 @@ class SipEngine:
             raise EngineError(f"SIP account {acc.id} is disabled")
         if len(self._calls) >= cfg.max_calls:
             raise EngineError(f"too many calls in progress (limit {cfg.max_calls})")
+        now = time.monotonic()
+        self._call_starts = [t for t in self._call_starts if now - t < 1.0]
+        if len(self._call_starts) >= CALL_RATE_PER_SECOND:
+            raise EngineError(f"too many new calls: at most {CALL_RATE_PER_SECOND} per second")
         to = (to or "").strip()
         if not to.lower().startswith(("sip:", "sips:")) or self._ep.utilVerifySipUri(to) != 0:
             raise EngineError(f"not a SIP URI: {to[:100]}")
@@ -622,6 +631,7 @@ class SipEngine:
         info_uri = slot.pj_account.getInfo().uri
         rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to)
         call = cb.EngineCall(slot.pj_account, rec.call_id, self._sink, self._log)
+        self._call_starts.append(now)
         self._calls[rec.call_id] = rec
         self._pjcalls[rec.call_id] = call
         try:

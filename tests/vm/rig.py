@@ -28,9 +28,7 @@ from tests.sip_peers import Baresip, wait_until
 
 RATE = 16000
 FRAME = RATE // 50                          # 20 ms of samples
-GPIOSIM_LABEL = os.environ.get("DOORSTATION_GPIOSIM_LABEL", "doorstation-sim")
-GPIOSIM_CHIP = os.environ.get("DOORSTATION_GPIOSIM_CHIP", "")
-GPIOSIM_SYSFS = os.environ.get("DOORSTATION_GPIOSIM_SYSFS", "")
+from tests.vm.gpiosim import CHIP as GPIOSIM_CHIP, LABEL as GPIOSIM_LABEL, sim
 # the station's devices and, on the loopback's other end, ours (substream 0: mic, 1: speaker)
 STATION_CAPTURE, MIC_FEED = "hw:Loopback,1,0", "hw:Loopback,0,0"
 STATION_PLAYBACK, SPEAKER_TAP = "hw:Loopback,0,1", "hw:Loopback,1,1"
@@ -82,13 +80,11 @@ def line_offsets(chip: str = GPIOSIM_CHIP) -> dict[str, int]:
 
 
 def sim_write(offset: int, attr: str, value: str) -> None:
-    with open(f"{GPIOSIM_SYSFS}/sim_gpio{offset}/{attr}", "w") as f:
-        f.write(value)
+    sim(offset, attr, value)
 
 
 def sim_read(offset: int, attr: str = "value") -> str:
-    with open(f"{GPIOSIM_SYSFS}/sim_gpio{offset}/{attr}") as f:
-        return f.read().strip()
+    return sim(offset, attr)
 
 
 class Lines:

@@ -8,19 +8,7 @@ from hw.gpio_gpiod import GpiodLines, resolve_chip
 from tests.hw.gpio_contract import *  # noqa: F401,F403  (the shared cases)
 from tests.hw.gpio_contract import button
 
-CHIP = os.environ.get("DOORSTATION_GPIOSIM_CHIP", "")
-SYSFS = os.environ.get("DOORSTATION_GPIOSIM_SYSFS", "")
-LABEL = os.environ.get("DOORSTATION_GPIOSIM_LABEL", "")
-
-
-def _sim(offset: int, attr: str, value: str | None = None) -> str:
-    path = f"{SYSFS}/sim_gpio{offset}/{attr}"
-    if value is None:
-        with open(path) as f:
-            return f.read().strip()
-    with open(path, "w") as f:
-        f.write(value)
-    return value
+from tests.vm.gpiosim import CHIP, LABEL, SYSFS, sim as _sim  # noqa: F401
 
 
 class GpiodHarness:

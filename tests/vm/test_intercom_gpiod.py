@@ -1,7 +1,6 @@
 """The intercom on real kernel lines (gpio-sim), driven by a poll loop like the supervisor's:
 a press on CALL_BUTTON starts a call, the LED blinks then stays lit, a bound DTMF event pulses
 DOOR_LOCK (read back from gpio-sim's sim_gpioN/value), and the relay re-locks on its own."""
-import os
 import select
 import time
 
@@ -13,17 +12,7 @@ from hw.gpio import Bias, Button, Led, Relay
 from hw.timers import TimerQueue
 from tests.hw.fakes import FakeRingback, FakeSip
 
-CHIP = os.environ.get("DOORSTATION_GPIOSIM_CHIP", "")
-SYSFS = os.environ.get("DOORSTATION_GPIOSIM_SYSFS", "")
-
-
-def sim(offset, attr, value=None):
-    path = f"{SYSFS}/sim_gpio{offset}/{attr}"
-    if value is None:
-        with open(path) as f:
-            return f.read().strip()
-    with open(path, "w") as f:
-        f.write(value)
+from tests.vm.gpiosim import CHIP, SYSFS, sim  # noqa: F401
 
 
 class Loop:
