@@ -30,7 +30,7 @@ from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, 
                               DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineTimeout)
 from daemon.sip.accounts import (AccountSlot, account_status, bound_transport, build_account_config,
                                  registrar_unreachable)
-from daemon.sip.uris import access_allows, with_transport
+from daemon.sip.uris import access_allows, parse_uri, with_transport
 
 DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
@@ -40,6 +40,10 @@ STUN_RETRY_INTERVAL = 60
 # ioqueue, which has 64 slots and holds each closed one for 500 ms before reuse; ~30 calls in half a
 # second exhausted it and pjlib aborted the process (an assertion, measured with a 486 callee).
 CALL_RATE_PER_SECOND = 8
+# The pjsua2-python 2.15.1 wheel is built without PJ_HAS_IPV6: an account with IPv6 enabled aborts
+# the process (assertion in pjsua_acc_add) and pjsua creates every RTP socket as AF_INET, so a call to
+# an IPv6 destination cannot have IPv6 media (docs/sip.md "IPv6"; tests/sip/test_ipv6.py checks it).
+IPV6_CALLS = False
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
              "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6}
 
@@ -441,6 +445,9 @@ class SipEngine:
                   ("tls", cfg.sip_tls_port, cfg.bind_address)]
         if cfg.ipv6:
             wanted += [("udp6", cfg.sip_port, cfg.bind_address6), ("tcp6", cfg.sip_port, cfg.bind_address6)]
+            if not IPV6_CALLS:
+                self._log.warning("IPv6 SIP listeners opened, but this pjsua2 build has no IPv6 support: "
+                                  "INVITEs over IPv6 are answered 500 and IPv6 destinations refused")
         for name, port, addr in wanted:
             tc = pj.TransportConfig()
             tc.port = port
@@ -627,6 +634,9 @@ class SipEngine:
         to = (to or "").strip()
         if not to.lower().startswith(("sip:", "sips:")) or self._ep.utilVerifySipUri(to) != 0:
             raise EngineError(f"not a SIP URI: {to[:100]}")
+        uri = parse_uri(to)
+        if not IPV6_CALLS and uri is not None and uri.host.startswith("["):
+            raise EngineError(f"IPv6 destinations are not supported (pjsua2 built without IPv6): {to[:100]}")
         dest = with_transport(to, acc.effective_transport)
         info_uri = slot.pj_account.getInfo().uri
         rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to)
