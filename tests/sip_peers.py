@@ -57,6 +57,17 @@ def wait_until(pred: Callable[[], Any], timeout: float, what: str, step: float =
 
 
 
+def terminate(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
+    """SIGTERM a peer, SIGKILL it if it has not gone after `grace` seconds."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
 # ---- netstring JSON client for baresip's ctrl_tcp ---------------------------------------------------
 class Baresip:
     def __init__(self, workdir: Path, account_params: str = "answermode=auto",
@@ -162,13 +173,7 @@ class Baresip:
                 self.sock.close()
             except OSError:
                 pass
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
 
 
 @pytest.fixture
@@ -227,13 +232,7 @@ class Kamailio:
             return False
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        terminate(self.proc)
 
 
 @pytest.fixture

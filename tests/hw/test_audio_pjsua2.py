@@ -11,6 +11,8 @@ import wave
 
 import pytest
 
+from tests.pj_null_endpoint import start_null_endpoint
+
 from hw.audio import AudioBridge, RingbackTone, fast_bytes, fast_path_ok
 from hw.audio_sim import SimPcm
 from tests.hw.test_audio import freq, rms
@@ -21,16 +23,7 @@ RATE = 16000
 
 @pytest.fixture(scope="module")
 def endpoint():
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = False
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    ep.libInit(cfg)
-    ep.libStart()
-    ep.audDevManager().setNullDev()
+    ep = start_null_endpoint(pj)
     yield ep
     gc.collect()                      # ports must be destroyed before the library is
     ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)

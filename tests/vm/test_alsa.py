@@ -14,6 +14,8 @@ import time
 
 import pytest
 
+from tests.pj_null_endpoint import start_null_endpoint
+
 from hw.audio import AlsaPcm, AudioBridge
 
 RATE = 16000
@@ -120,16 +122,7 @@ def test_pjsua2_media_clock_drives_the_alsa_bridge(bridge, tmp_path):
     import wave
 
     from hw.audio_sim import SimPcm
-    ep = pj.Endpoint()
-    ep.libCreate()
-    cfg = pj.EpConfig()
-    cfg.uaConfig.threadCnt = 0
-    cfg.uaConfig.mainThreadOnly = False
-    cfg.logConfig.level = 0
-    cfg.logConfig.consoleLevel = 0
-    ep.libInit(cfg)
-    ep.libStart()
-    ep.audDevManager().setNullDev()
+    ep = start_null_endpoint(pj)
     far_out = tmp_path / "far.wav"
     far = AudioBridge(SimPcm(RATE, "tone:700", sink=str(far_out)), RATE)
     try:
