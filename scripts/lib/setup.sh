@@ -17,14 +17,11 @@ ensure_debs() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-# Packages the daemon needs to build and run its Python dependencies.
+# Packages the daemon needs to build and run its Python dependencies, pjsua2 included
+# (scripts/build-pjsua2 compiles it from pjproject's sources, with IPv6).
 runtime_debs() {
-  local debs=(python3 python3-venv python3-dev gcc libasound2-dev ca-certificates openssl)
-  if [ "$(uname -m)" != "x86_64" ]; then
-    # No pjsua2-python wheel outside x86_64: pip builds pjproject from source.
-    debs+=(git swig build-essential libssl-dev)
-  fi
-  echo "${debs[@]}"
+  echo python3 python3-venv python3-dev gcc libasound2-dev ca-certificates openssl \
+    build-essential swig libssl-dev libsrtp2-dev libspeex-dev libspeexdsp-dev libgsm1-dev xz-utils curl
 }
 
 # ensure_venv EXTRAS: .venv with the project installed editable; reinstall only when pyproject
@@ -50,4 +47,21 @@ ensure_venv() {
     return 1
   fi
   echo "$hash $extras" > "$stamp"
+}
+
+# ensure_pjsua2: the venv's pjsua2 is the one scripts/build-pjsua2 builds (cached after the first
+# build); PyPI's pjsua2-python (no IPv6) is removed if an older set-up installed it.
+ensure_pjsua2() {
+  local venv=$REPO/.venv wheel stamp log
+  wheel=$("$REPO/scripts/build-pjsua2" "$venv/bin/python")
+  stamp="$venv/.doorstation-pjsua2"
+  [ "$(cat "$stamp" 2>/dev/null)" = "$wheel" ] && return 0
+  log="$venv/pip-install.log"
+  if ! { "$venv/bin/python" -m pip uninstall -y pjsua2-python &&
+         "$venv/bin/python" -m pip install --force-reinstall --no-deps "$wheel"; } >"$log" 2>&1; then
+    tail -n 40 "$log" >&2
+    echo "doorstation: installing $wheel failed (full log: $log)" >&2
+    return 1
+  fi
+  echo "$wheel" > "$stamp"
 }

@@ -1,0 +1,18 @@
+/* pjproject compile-time settings for doorstation's pjsua2 build (scripts/build-pjsua2). */
+#ifndef DOORSTATION_PJ_CONFIG_SITE_H
+#define DOORSTATION_PJ_CONFIG_SITE_H
+
+/* The reason for building pjsua2 ourselves: the pjsua2-python wheel leaves IPv6 out (pjlib's
+ * default), so IPv6 accounts abort and RTP is always IPv4 (docs/sip.md "pjsua2 build"). */
+#define PJ_HAS_IPV6 1
+
+/* The station's own address comes from the interface of the default route, not from resolving the
+ * host name: that asks DNS for an IPv6 address, and a door station on a LAN without a working DNS
+ * server would wait out the resolver's timeouts each time it opens a SIP listener. */
+#define PJ_GETHOSTIP_DISABLE_LOCAL_RESOLUTION 1
+
+/* Audio only: audio goes through our own ALSA bridge, so no sound device and no video. */
+#define PJMEDIA_HAS_VIDEO 0
+#define PJSUA_HAS_VIDEO 0
+
+#endif
