@@ -48,14 +48,18 @@ class Station:
     """One running `doorstation run`. Use as a context manager."""
 
     def __init__(self, state_dir: Path, http_port: int | None = None, sip_port: int | None = None,
-                 extra_env: dict | None = None):
+                 extra_env: dict | None = None, netns: str | None = None, http_host: str = "127.0.0.1"):
         """`sip_port` given: passed as --sip-port (stored as SIPPort). Not given: a free port is
-        picked for tests to configure through the API, and the stored default (5060) is kept."""
+        picked for tests to configure through the API, and the stored default (5060) is kept.
+        `netns`: run inside that network namespace (`ip netns exec`), serving HTTP on `http_host`,
+        an address of the namespace the tests reach; SIP then listens on all its interfaces."""
         self.state_dir = Path(state_dir)
         self.http_port = http_port or free_port()
         self.pass_sip_port = sip_port is not None
         self.sip_port = sip_port or free_sip_port()
-        self.url = f"http://127.0.0.1:{self.http_port}"
+        self.http_host = http_host
+        self.url = f"http://{http_host}:{self.http_port}"
+        self.netns = netns
         self.extra_env = extra_env or {}
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
@@ -73,8 +77,9 @@ class Station:
             self.add_users()
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon.cli", "run", "--state-dir", str(self.state_dir),
-             "--http", f"127.0.0.1:{self.http_port}",
+            [*(["ip", "netns", "exec", self.netns] if self.netns else []),
+             sys.executable, "-m", "daemon.cli", "run", "--state-dir", str(self.state_dir),
+             "--http", f"{self.http_host}:{self.http_port}",
              *(["--sip-port", str(self.sip_port)] if self.pass_sip_port else [])],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
             start_new_session=True)

@@ -72,15 +72,18 @@ def terminate(proc: subprocess.Popen | None, grace: float = 5.0) -> None:
 class Baresip:
     def __init__(self, workdir: Path, account_params: str = "answermode=auto",
                  user: str = "bob", extra_modules: tuple[str, ...] = (),
-                 accounts_line: Callable[["Baresip"], str] | None = None):
+                 accounts_line: Callable[["Baresip"], str] | None = None, host: str = "127.0.0.1"):
+        """`host`: the address baresip listens on and uses for media (`::1` for an IPv6-only peer)."""
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sip_port = free_port()
         self.ctrl_port = free_port()
         self.user = user
-        self.aor = f"sip:{user}@127.0.0.1:{self.sip_port}"
+        self.host = f"[{host}]" if ":" in host else host
+        self.aor = f"sip:{user}@{self.host}:{self.sip_port}"
         config = (PEERS / "baresip.config.tmpl").read_text()
-        config = (config.replace("@SIP_LISTEN@", f"127.0.0.1:{self.sip_port}")
+        config = (config.replace("@SIP_LISTEN@", f"{self.host}:{self.sip_port}")
+                  .replace("net_interface\t\t127.0.0.1", f"net_interface\t\t{host}")
                   .replace("@CTRL_LISTEN@", f"127.0.0.1:{self.ctrl_port}")
                   .replace("@EXTRA_MODULES@", "\n".join(f"module\t\t\t{m}" for m in extra_modules)))
         (self.dir / "config").write_text(config)

@@ -10,6 +10,7 @@ import pjsua2 as pj
 
 from daemon.sip import callbacks as cb
 from daemon.sip.config import AccountConfig, EngineConfig
+from daemon.sip.families import AccountFamilies
 from daemon.sip.uris import proxy_uri, registrar_uri
 
 _SRTP = {"None": pj.PJMEDIA_SRTP_DISABLED, "SRTPBestEffort": pj.PJMEDIA_SRTP_OPTIONAL,
@@ -45,8 +46,9 @@ def identity_uri(acc: AccountConfig, local_host_port: str) -> str:
     return f"{scheme}:{acc.user_id}@{host}" if acc.user_id else f"{scheme}:{host}"
 
 
-def bound_transport(acc: AccountConfig, transports: dict[str, int]) -> int | None:
+def bound_transport(acc: AccountConfig, transports: dict[str, int], transport: str) -> int | None:
     """DisableTCPSwitch: the UDP transport a UDP account is bound to, else None (any transport).
+    `transport`: the account's transport name in its family (`udp` or `udp6`).
 
     pjsip sends a request larger than 1300 bytes over TCP instead of UDP unless its global
     `disable_tcp_switch` is set, which the pjsua2 wheel does not expose. An account bound to its
@@ -54,11 +56,13 @@ def bound_transport(acc: AccountConfig, transports: dict[str, int]) -> int | Non
     allowed by the transport selector and pjsip goes on to the UDP address (docs/sip.md)."""
     if not acc.disable_tcp_switch or acc.effective_transport != "udp":
         return None
-    return transports.get("udp")
+    return transports.get(transport)
 
 
 def build_account_config(cfg: EngineConfig, acc: AccountConfig, registrar: str, local_host_port: str,
-                         stun: bool, transport_id: int | None = None) -> "pj.AccountConfig":
+                         stun: bool, transport_id: int | None = None,
+                         families: "AccountFamilies | None" = None) -> "pj.AccountConfig":
+    """`families`: IPv4/IPv6 use (daemon/sip/families.py); None with a pjsua2 built without IPv6."""
     ac = pj.AccountConfig()
     if transport_id is not None:
         ac.sipConfig.transportId = transport_id
@@ -82,7 +86,12 @@ def build_account_config(cfg: EngineConfig, acc: AccountConfig, registrar: str, 
             ac.sipConfig.authCreds.append(pj.AuthCredInfo("digest", "*", p.username, 0, p.password))
     mc = ac.mediaConfig
     mc.transportConfig.port = cfg.rtp_start_port
-    if cfg.bind_address:
+    if families is not None:
+        ac.sipConfig.ipv6Use = families.sip_use
+        mc.ipv6Use = families.media_use
+        if families.media_bind:
+            mc.transportConfig.boundAddress = families.media_bind
+    elif cfg.bind_address:
         mc.transportConfig.boundAddress = cfg.bind_address
     mc.srtpUse = _SRTP.get(acc.media_encryption, pj.PJMEDIA_SRTP_DISABLED)
     mc.srtpSecureSignaling = 0      # SRTP over non-TLS signalling would fail with ESESSIONINSECURE

@@ -63,6 +63,7 @@ class AccountConfig:
     sips_enabled: bool = False
     media_encryption: str = "None"
     verify_server_certificate: bool = False
+    prioritize_ipv6: bool = False       # IPv6 media (and preference) when the station listens on IPv6
     proxies: tuple[ProxyConfig, ...] = ()
     registration_interval: int = default_int("RegistrationInterval")
     allow_mwi: bool = False
@@ -88,7 +89,7 @@ class EngineConfig:
     sip_port: int = 5060
     sip_tls_port: int = 5061
     bind_address: str = ""               # "" = all interfaces (tests use 127.0.0.1)
-    ipv6: bool = False                   # also listen on IPv6 (bind_address6)
+    ipv6: bool = True                    # also listen on IPv6 when pjsua2 has it (daemon/sip/families.py)
     bind_address6: str = ""
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -197,6 +198,7 @@ def account_from_vapix(doc: dict, dtmf: DtmfSettings | None) -> AccountConfig:
         sips_enabled=_b(doc.get("SIPSEnabled")),
         media_encryption=str(doc.get("MediaEncryption") or "None"),
         verify_server_certificate=_b(doc.get("VerifyServerCertificate")),
+        prioritize_ipv6=_b(doc.get("PrioritizeIPv6")),
         proxies=tuple(ProxyConfig(str(p.get("Server", "")), str(p.get("Username", "") or ""),
                                   str(p.get("Password", "") or ""))
                       for p in (proxies or []) if isinstance(p, dict) and p.get("Server")),

@@ -14,6 +14,7 @@ import dataclasses
 import gc
 import logging
 import queue
+import re
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ import pjsua2 as pj
 
 from daemon.dtmf_matcher import DtmfMatcher
 from daemon.sip import callbacks as cb
+from daemon.sip import families
 from daemon.sip.calls import (ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord,
                               end_reason, new_call_id)
 from daemon.sip.config import AccountConfig, EngineConfig
@@ -40,12 +42,8 @@ STUN_RETRY_INTERVAL = 60
 # ioqueue, which has 64 slots and holds each closed one for 500 ms before reuse; ~30 calls in half a
 # second exhausted it and pjlib aborted the process (an assertion, measured with a 486 callee).
 CALL_RATE_PER_SECOND = 8
-# The pjsua2-python 2.15.1 wheel is built without PJ_HAS_IPV6: an account with IPv6 enabled aborts
-# the process (assertion in pjsua_acc_add) and pjsua creates every RTP socket as AF_INET, so a call to
-# an IPv6 destination cannot have IPv6 media (docs/sip.md "IPv6"; tests/sip/test_ipv6.py checks it).
-IPV6_CALLS = False
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
-             "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6}
+             "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6, "tls6": pj.PJSIP_TRANSPORT_TLS6}
 
 
 class SipEngine:
@@ -83,6 +81,7 @@ class SipEngine:
         self._log_writer: cb.EngineLogWriter | None = None
         self._config = EngineConfig()
         self._transports: dict[str, int] = {}
+        self._listeners = families.Listeners(None, None)   # what the open transports listen on
         self._transport_key: tuple = ()
         self._accounts: dict[str, AccountSlot] = {}
         self._calls: dict[str, CallRecord] = {}          # live records by CallId
@@ -438,27 +437,38 @@ class SipEngine:
                 self._log.warning("closing transport %s: %s", name, e.reason)
         self._transports.clear()
         self._transport_key = ()
+        self._listeners = families.Listeners(None, None)
         if not cfg.sip_enabled:
             return
         verify = any(a.verify_server_certificate for a in cfg.accounts if a.enabled)
-        wanted = [("udp", cfg.sip_port, cfg.bind_address), ("tcp", cfg.sip_port, cfg.bind_address),
-                  ("tls", cfg.sip_tls_port, cfg.bind_address)]
-        if cfg.ipv6:
-            wanted += [("udp6", cfg.sip_port, cfg.bind_address6), ("tcp6", cfg.sip_port, cfg.bind_address6)]
-            if not IPV6_CALLS:
-                self._log.warning("IPv6 SIP listeners opened, but this pjsua2 build has no IPv6 support: "
-                                  "INVITEs over IPv6 are answered 500 and IPv6 destinations refused")
+        lst = families.listeners(cfg, families.pjsua2_has_ipv6())
+        wanted = []
+        for family, addr in ((4, lst.v4), (6, lst.v6)):
+            if addr is not None:
+                wanted += [(families.transport_name(kind, family), port, addr)
+                           for kind, port in (("udp", cfg.sip_port), ("tcp", cfg.sip_port), ("tls", cfg.sip_tls_port))]
+        if cfg.ipv6 and not families.pjsua2_has_ipv6():
+            self._log.warning("this pjsua2 build has no IPv6 (PyPI's pjsua2-python wheel): SIP over IPv4 only; "
+                              "scripts/build-pjsua2 builds one with IPv6")
         for name, port, addr in wanted:
             tc = pj.TransportConfig()
             tc.port = port
             if addr:
                 tc.boundAddress = addr
-            if name == "tls":
+            if name.startswith("tls"):
                 tc.tlsConfig.certFile = cfg.tls_cert_file
                 tc.tlsConfig.privKeyFile = cfg.tls_key_file
                 tc.tlsConfig.CaListFile = cfg.tls_ca_file
                 tc.tlsConfig.verifyServer = verify
-            self._transports[name] = self._create_transport(name, tc)
+            try:
+                self._transports[name] = self._create_transport(name, tc)
+            except EngineError as e:
+                if name.endswith("6") and not addr and lst.v4 is not None:
+                    # all interfaces on a host without IPv6 (ipv6.disable=1): stay on IPv4
+                    self._log.warning("%s; SIP over IPv4 only", e)
+                    continue
+                raise
+        self._listeners = families.Listeners(lst.v4, lst.v6 if "udp6" in self._transports else None)
         self._transport_key = cfg.transport_key()
 
     def _create_transport(self, name: str, tc: "pj.TransportConfig") -> int:
@@ -477,13 +487,20 @@ class SipEngine:
         raise EngineError(f"cannot open SIP {name} transport on port {tc.port}: {last.reason if last else ''}")
 
     def _local_host_port(self, transport: str) -> str:
-        tid = self._transports.get(transport) or self._transports.get("udp")
+        """`host:port` of a transport (`[v6]:port` for IPv6), falling back to the same family's UDP one."""
+        family_udp = "udp6" if transport.endswith("6") else "udp"
+        tid = self._transports.get(transport, self._transports.get(family_udp))
         if tid is None:
             return ""
-        return self._ep.transportGetInfo(tid).localName
+        return families.host_port(self._ep.transportGetInfo(tid).localName)
+
+    def _account_transport(self, acc: AccountConfig) -> str:
+        """The transport name of an account's own family (`udp6` for a UDP account using IPv6)."""
+        fam = families.account_families(acc, self._listeners).family
+        return families.transport_name(acc.effective_transport, fam)
 
     def _add_account(self, cfg: EngineConfig, acc: AccountConfig) -> None:
-        transport = acc.effective_transport
+        transport = self._account_transport(acc)
         if transport not in self._transports:
             self._log.warning("account %s: transport %s unavailable", acc.id, transport)
         ac = self._pj_account_config(cfg, acc, acc.registrar or acc.public_domain)
@@ -499,8 +516,11 @@ class SipEngine:
         slot.reg_reason = "Registering" if acc.registers else ""
 
     def _pj_account_config(self, cfg: EngineConfig, acc: AccountConfig, registrar: str) -> "pj.AccountConfig":
-        return build_account_config(cfg, acc, registrar, self._local_host_port(acc.effective_transport),
-                                    stun=self._stun_on(cfg), transport_id=bound_transport(acc, self._transports))
+        fams = families.account_families(acc, self._listeners) if families.pjsua2_has_ipv6() else None
+        transport = self._account_transport(acc)
+        return build_account_config(cfg, acc, registrar, self._local_host_port(transport),
+                                    stun=self._stun_on(cfg), families=fams,
+                                    transport_id=bound_transport(acc, self._transports, transport))
 
     def _remove_account(self, acc_id: str) -> None:
         slot = self._accounts.get(acc_id)
@@ -576,7 +596,7 @@ class SipEngine:
 
     def _account_status_now(self, cfg: EngineConfig, acc: AccountConfig) -> dict:
         slot = self._accounts.get(acc.id)
-        local = self._local_host_port(acc.effective_transport) if self._transports else ""
+        local = self._local_host_port(self._account_transport(acc)) if self._transports else ""
         if slot is None:
             return account_status(cfg, acc, local, registered_at=None)
         return account_status(cfg, acc, local, registered_at=slot.registrar(), code=slot.reg_code,
@@ -635,8 +655,8 @@ class SipEngine:
         if not to.lower().startswith(("sip:", "sips:")) or self._ep.utilVerifySipUri(to) != 0:
             raise EngineError(f"not a SIP URI: {to[:100]}")
         uri = parse_uri(to)
-        if not IPV6_CALLS and uri is not None and uri.host.startswith("["):
-            raise EngineError(f"IPv6 destinations are not supported (pjsua2 built without IPv6): {to[:100]}")
+        if uri is not None:
+            self._check_family(acc, uri.host, to)
         dest = with_transport(to, acc.effective_transport)
         info_uri = slot.pj_account.getInfo().uri
         rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to)
@@ -654,6 +674,22 @@ class SipEngine:
             rec.calling_deadline = self._clock() + cfg.calling_timeout
         self._announce(rec)
         return rec.call_id
+
+    def _check_family(self, acc: AccountConfig, host: str, to: str) -> None:
+        """Refuse, with the reason, a destination address the account cannot reach (families.py)."""
+        want = 6 if host.startswith("[") else 4 if re.fullmatch(r"[0-9.]+", host) else None
+        if want is None:
+            return      # a name: pjsua resolves it with the account's preference
+        if want == 6 and not families.pjsua2_has_ipv6():
+            raise EngineError(f"IPv6 destinations need a pjsua2 built with IPv6 (scripts/build-pjsua2): {to[:100]}")
+        lst = self._listeners
+        if (lst.v6 if want == 6 else lst.v4) is None:
+            raise EngineError(f"the station has no IPv{want} SIP listener for {to[:100]}")
+        fams = families.account_families(acc, lst)
+        if fams.strict and fams.family != want:
+            raise EngineError(f"SIP account {acc.id} uses IPv{fams.family} media (PrioritizeIPv6="
+                              f"{str(acc.prioritize_ipv6).lower()}): it cannot call the IPv{want} address in "
+                              f"{to[:100]}")
 
     def _announce(self, rec: CallRecord) -> None:
         if rec.call_id in self._announced:

@@ -81,15 +81,17 @@ def test_what_the_commands_store_reaches_the_engine_config():
     assert (acc.registration_interval, acc.max_call_duration, acc.disable_tcp_switch) == (600, 30, True)
 
 
-@pytest.mark.parametrize("fields,bound", [
-    ({"disable_tcp_switch": True}, 7),
-    ({"disable_tcp_switch": True, "transport": "tcp"}, None),
-    ({"disable_tcp_switch": True, "sips_enabled": True}, None),
-    ({"disable_tcp_switch": False}, None),
+@pytest.mark.parametrize("fields,transport,bound", [
+    ({"disable_tcp_switch": True}, "udp", 7),
+    ({"disable_tcp_switch": True, "prioritize_ipv6": True}, "udp6", 10),
+    ({"disable_tcp_switch": True, "transport": "tcp"}, "tcp", None),
+    ({"disable_tcp_switch": True, "sips_enabled": True}, "tls", None),
+    ({"disable_tcp_switch": False}, "udp", None),
 ])
-def test_only_a_udp_account_with_disable_tcp_switch_is_bound(fields, bound):
-    transports = {"udp": 7, "tcp": 8, "tls": 9}
-    assert bound_transport(AccountConfig(id="a", **fields), transports) == bound
+def test_only_a_udp_account_with_disable_tcp_switch_is_bound(fields, transport, bound):
+    """...to the UDP transport of its own family (udp6 for an account using IPv6)."""
+    transports = {"udp": 7, "tcp": 8, "tls": 9, "udp6": 10}
+    assert bound_transport(AccountConfig(id="a", **fields), transports, transport) == bound
 
 
 def test_changing_disable_tcp_switch_re_creates_the_account_but_max_call_duration_does_not():

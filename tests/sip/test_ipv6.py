@@ -1,88 +1,144 @@
-"""IPv6: why calls to `sip:...@[::1]` are refused, and that IPv6 listeners do not disturb IPv4 calls.
+"""IPv6: calls both ways with IPv6 signalling and IPv6 media, against IPv6-only baresip on [::1].
 
-The pjsua2-python 2.15.1 wheel is built without PJ_HAS_IPV6 (docs/sip.md "IPv6"). If the canary
-below starts failing, the wheel changed: IPv6 calls may then be implemented (engine.IPV6_CALLS).
+RTP over IPv6 is proven by RFC 2833 DTMF (carried in RTP) reaching the station as a DTMF event:
+baresip listening on ::1 only has no IPv4 socket, and it answers an IPv4 SDP offer with 488.
+Dual-stack on all interfaces (the production case) is tested in a network namespace in
+tests/test_ipv6_netns.py. The rules are in daemon/sip/families.py and docs/sip.md "IPv6".
 """
 from __future__ import annotations
 
-import signal
 import socket
 import subprocess
 import sys
 
 import pytest
 
-from daemon.sip import engine as engine_module
-from daemon.sip.types import CallTransition, EngineError
+from daemon.sip import families
+from daemon.sip.config import AccountConfig, DtmfSettings, DtmfTrigger
+from daemon.sip.types import CallTransition, DtmfMatched, EngineError
 
 from .conftest import free_port
-from tests.sip_peers import PEERS, Baresip
 
 pytestmark = pytest.mark.sip
 
-# A pjsua2 process with a UDP6 transport adding an account with IPv6 enabled (SIP or media).
+OPEN_DOOR = DtmfTrigger("#1234#", "dtmf_event_0", "OpenDoor")
+DTMF = DtmfSettings(rfc2833=True, sip_info=False, triggers=(OPEN_DOOR,))
+
+# A separate process: creating an IPv6 account in a pjsua2 without PJ_HAS_IPV6 aborts the process.
 _PROBE = r"""
-import sys, pjsua2 as pj
+import pjsua2 as pj
 ep = pj.Endpoint(); ep.libCreate()
 cfg = pj.EpConfig(); cfg.uaConfig.threadCnt = 0; cfg.uaConfig.mainThreadOnly = False
 cfg.logConfig.level = 0; cfg.logConfig.consoleLevel = 0
 ep.libInit(cfg)
 tc = pj.TransportConfig(); tc.port = 0; tc.boundAddress = "::1"
-tid = ep.transportCreate(pj.PJSIP_TRANSPORT_UDP6, tc)
+ep.transportCreate(pj.PJSIP_TRANSPORT_UDP6, tc)
 ep.libStart(); ep.audDevManager().setNullDev()
 ac = pj.AccountConfig(); ac.idUri = "sip:probe@[::1]"
-ac.sipConfig.transportId = tid
-setattr(getattr(ac, sys.argv[1]), "ipv6Use", pj.PJSUA_IPV6_ENABLED)
+ac.sipConfig.ipv6Use = ac.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
 acc = pj.Account(); acc.create(ac, True)
 print("ACCOUNT CREATED", flush=True)
 acc.shutdown(); ep.libDestroy()
 """
 
 
-@pytest.mark.parametrize("part,field", [("sipConfig", "ipv6_sip_use"), ("mediaConfig", "ipv6_media_use")])
-def test_wheel_is_built_without_ipv6(part, field):
-    """pjsua_acc_add() asserts `cfg->ipv6_*_use == PJSUA_IPV6_DISABLED` under `#if !PJ_HAS_IPV6`."""
-    r = subprocess.run([sys.executable, "-c", _PROBE, part], capture_output=True, text=True, timeout=30)
-    assert "ACCOUNT CREATED" not in r.stdout, (
-        "this pjsua2 build accepts IPv6 accounts: implement IPv6 calls (engine.IPV6_CALLS, docs/sip.md)")
-    assert r.returncode == -signal.SIGABRT
-    assert f"pjsua_acc_add: Assertion `cfg->{field} == PJSUA_IPV6_DISABLED' failed" in r.stderr
-    assert engine_module.IPV6_CALLS is False
+def test_the_pjsua2_build_has_ipv6():
+    """scripts/build-pjsua2 compiles pjproject with PJ_HAS_IPV6; PyPI's wheel would fail this."""
+    assert families.pjsua2_has_ipv6()
+    r = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, timeout=30)
+    assert "ACCOUNT CREATED" in r.stdout, r.stderr[-2000:]
 
 
-def test_ipv6_listeners_open_ipv6_call_refused_ipv4_call_works(station, agent_factory):
-    station.engine.apply(station.config(ipv6=True, bind_address6="::1"))
-    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):     # udp6 and tcp6 hold [::1]:SIPPort
-        with socket.socket(socket.AF_INET6, kind) as s, pytest.raises(OSError):
-            s.bind(("::1", station.sip_port))
-    with pytest.raises(EngineError, match="IPv6 destinations are not supported"):
-        station.engine.make_call(None, f"sip:bob@[::1]:{free_port()}")
-    with pytest.raises(EngineError, match="IPv6 destinations are not supported"):
-        station.engine.make_call(None, f"sip:[::1]:{free_port()}")
-    assert station.engine.live_call_ids() == []
-    agent = agent_factory("--answer", "200")
-    call_id = station.engine.make_call(None, agent.uri())
-    st = station.wait_state(call_id, "Active")
-    assert st["RemoteURI"] == agent.uri()
+def p2p(**kw) -> AccountConfig:
+    return AccountConfig(id="peer-to-peer", user_id="door", is_default=True, dtmf=DTMF, **kw)
+
+
+def v6_only(station, **kw):
+    """The station bound to ::1 only: IPv6 listeners, IPv6-only accounts."""
+    return station.config(bind_address="::1", accounts=kw.pop("accounts", (p2p(),)), **kw)
+
+
+def dtmf_arrives(station, peer, call_id: str) -> None:
+    peer.wait_event("CALL_ESTABLISHED")
+    assert peer.command("sndcode", "#1234#")["ok"]
+    ev = station.events.wait_for(lambda e: isinstance(e, DtmfMatched) and e.call_id == call_id, timeout=10.0,
+                                 what="RFC 2833 DTMF over IPv6 RTP")
+    assert ev.event_name == "OpenDoor"
+
+
+def test_ipv6_only_station_calls_ipv6_only_baresip(station, baresip_factory):
+    peer = baresip_factory(host="::1")
+    station.engine.apply(v6_only(station))
+    status = station.engine.account_status("peer-to-peer")
+    assert status["SIPURI"] == f"sip:[::1]:{station.sip_port}"
+    call_id = station.engine.make_call(None, peer.aor)
+    active = station.wait_state(call_id, "Active")
+    assert active["CallStateReason"] == "AcceptedByRemote"
+    assert active["RemoteURI"] == peer.aor == f"sip:bob@[::1]:{peer.sip_port}"
+    assert active["DeviceURI"] == f"sip:door@[::1]:{station.sip_port}"
+    dtmf_arrives(station, peer, call_id)
     station.engine.hangup(call_id)
     assert station.wait_state(call_id, "Terminated")["CallStateReason"] == "Terminated"
+    peer.wait_event("CALL_CLOSED")
+    log = (peer.dir / "baresip.log").read_text()
+    assert "488" not in log
 
 
-def test_incoming_call_over_ipv6_is_answered_500_by_pjsua(station, tmp_path):
-    """pjsua_acc_create_uas_contact() returns PJSIP_EUNSUPTRANSPORT for an IPv6 transport when
-    !PJ_HAS_IPV6: pjsua answers 500 before the engine sees the call (no record, no event)."""
-    station.engine.apply(station.config(ipv6=True, bind_address6="::1", allow_incoming_calls=True))
-    peer = Baresip(tmp_path / "baresip6", user="bob")
-    config = (PEERS / "baresip.config.tmpl").read_text()
-    (peer.dir / "config").write_text(
-        config.replace("@SIP_LISTEN@", f"[::1]:{peer.sip_port}").replace("@CTRL_LISTEN@", f"127.0.0.1:{peer.ctrl_port}")
-        .replace("@EXTRA_MODULES@", "").replace("net_interface\t\t127.0.0.1", "net_interface\t\t::1"))
-    peer.set_accounts(f"<sip:bob@[::1]:{peer.sip_port}>;regint=0;answermode=auto")
-    try:
-        peer.start()
-        assert peer.command("dial", f"sip:door@[::1]:{station.sip_port}")["ok"]
-        peer.wait_event("CALL_CLOSED", timeout=5.0)
-        assert "500 Server Internal Error" in (peer.dir / "baresip.log").read_text()
-    finally:
-        peer.stop()
-    assert station.engine.call_statuses() == [] and station.events.of_type(CallTransition) == []
+def test_ipv6_only_baresip_calls_ipv6_only_station(station, baresip_factory):
+    peer = baresip_factory(host="::1")
+    station.engine.apply(v6_only(station, allow_incoming_calls=True))
+    assert peer.command("dial", f"sip:door@[::1]:{station.sip_port}")["ok"]
+    ev = station.events.wait_for(lambda e: isinstance(e, CallTransition) and e.reason == "AcceptedByDevice")
+    status = station.engine.call_status(ev.call_id)
+    assert status["Direction"] == "Incoming" and status["RemoteURI"].startswith("sip:bob@[::1]")
+    dtmf_arrives(station, peer, ev.call_id)
+    peer.command("hangup")
+    assert station.wait_state(ev.call_id, "Terminated")["CallStateReason"] == "Terminated"
+
+
+def test_ipv6_over_tcp(station, baresip_factory):
+    peer = baresip_factory(host="::1")
+    station.engine.apply(v6_only(station, accounts=(p2p(transport="tcp"),)))
+    call_id = station.engine.make_call(None, peer.aor)
+    assert station.wait_state(call_id, "Active")["CallStateReason"] == "AcceptedByRemote"
+    connections = subprocess.run(["ss", "-Htn", "state", "established"], capture_output=True, text=True,
+                                 timeout=10).stdout
+    assert f"[::1]:{peer.sip_port}" in connections, connections
+    dtmf_arrives(station, peer, call_id)
+    station.engine.hangup(call_id)
+    station.wait_state(call_id, "Terminated")
+
+
+def test_ipv6_only_station_refuses_ipv4_destinations(station):
+    station.engine.apply(v6_only(station))
+    with pytest.raises(EngineError, match="no IPv4 SIP listener"):
+        station.engine.make_call(None, f"sip:bob@127.0.0.1:{free_port()}")
+    assert station.engine.live_call_ids() == []
+
+
+def test_dual_stack_listeners_and_per_account_media_family(station, baresip_factory):
+    """Bound to 127.0.0.1 and ::1: an account uses IPv4 media, or IPv6 with PrioritizeIPv6."""
+    v4_peer, v6_peer = baresip_factory("bob4"), baresip_factory("bob6", host="::1")
+    accounts = (p2p(), AccountConfig(id="v6", user_id="door6", prioritize_ipv6=True, dtmf=DTMF))
+    station.engine.apply(station.config(accounts=accounts, bind_address6="::1"))
+    for family, addr in ((socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")):
+        for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+            with socket.socket(family, kind) as s, pytest.raises(OSError):
+                s.bind((addr, station.sip_port))          # held by the station
+    assert station.engine.account_status("peer-to-peer")["SIPURI"] == f"sip:127.0.0.1:{station.sip_port}"
+    assert station.engine.account_status("v6")["SIPURI"] == f"sip:[::1]:{station.sip_port}"
+
+    v4_call = station.engine.make_call("peer-to-peer", v4_peer.aor)
+    v6_call = station.engine.make_call("v6", v6_peer.aor)
+    assert station.wait_state(v4_call, "Active")["DeviceURI"] == f"sip:door@127.0.0.1:{station.sip_port}"
+    assert station.wait_state(v6_call, "Active")["DeviceURI"] == f"sip:door6@[::1]:{station.sip_port}"
+    dtmf_arrives(station, v6_peer, v6_call)
+    dtmf_arrives(station, v4_peer, v4_call)
+    for call_id in (v4_call, v6_call):
+        station.engine.hangup(call_id)
+        station.wait_state(call_id, "Terminated")
+
+    with pytest.raises(EngineError, match=r"uses IPv4 media \(PrioritizeIPv6=false\)"):
+        station.engine.make_call("peer-to-peer", v6_peer.aor)
+    with pytest.raises(EngineError, match=r"uses IPv6 media \(PrioritizeIPv6=true\)"):
+        station.engine.make_call("v6", v4_peer.aor)

@@ -182,9 +182,9 @@ def test_peer_to_peer_uri_without_user(station, agent_factory):
     assert station.wait_state(call_id, "Active")["RemoteURI"] == f"sip:127.0.0.1:{agent.port}"
 
 
-def test_ipv6_destination_is_refused_cleanly(station):
-    """IPv6 calls do not work with this pjsua2 build (docs/sip.md): the failure must be a clean error."""
+def test_ipv6_destination_is_refused_cleanly_by_an_ipv4_only_station(station):
+    """Bound to 127.0.0.1 without bind_address6 the station has no IPv6 listener: a clean error."""
     station.engine.apply(station.config())
-    with pytest.raises(EngineError):
+    with pytest.raises(EngineError, match="no IPv6 SIP listener"):
         station.engine.make_call(None, f"sip:door@[::1]:{free_port()}")
     assert station.engine.live_call_ids() == []
