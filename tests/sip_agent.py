@@ -136,6 +136,8 @@ class Agent:
         ac.idUri = f"sip:agent@{host}:{args.port}"
         ac.mediaConfig.transportConfig.port = args.rtp_port
         ac.mediaConfig.transportConfig.boundAddress = args.bind
+        if v6:   # an IPv6-only agent (needs a pjsua2 built with IPv6)
+            ac.sipConfig.ipv6Use = ac.mediaConfig.ipv6Use = pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
         ac.mediaConfig.srtpUse = {"none": pj.PJMEDIA_SRTP_DISABLED, "optional": pj.PJMEDIA_SRTP_OPTIONAL,
                                   "mandatory": pj.PJMEDIA_SRTP_MANDATORY}[args.srtp]
         ac.mediaConfig.srtpSecureSignaling = 0

@@ -84,6 +84,19 @@ def test_ipv6_only_station_calls_ipv6_only_baresip(station, baresip_factory):
     assert "488" not in log
 
 
+def test_peer_to_peer_ipv6_uri_without_user(station, agent_factory):
+    """The spec's form `sip:[fd12:3456:789a:1::90]:5060`, to an IPv6-only pjsua2 agent (baresip
+    answers a request URI without user with 404)."""
+    agent = agent_factory("--bind", "::1", "--answer", "200")
+    station.engine.apply(v6_only(station))
+    call_id = station.engine.make_call(None, f"sip:[::1]:{agent.port}")
+    assert station.wait_state(call_id, "Active")["RemoteURI"] == f"sip:[::1]:{agent.port}"
+    assert agent.wait_event("state", pred=lambda e: e.get("state") == "CONFIRMED")
+    assert agent.wait_event("media")["codec"]       # media set up on both sides
+    station.engine.hangup(call_id)
+    station.wait_state(call_id, "Terminated")
+
+
 def test_ipv6_only_baresip_calls_ipv6_only_station(station, baresip_factory):
     peer = baresip_factory(host="::1")
     station.engine.apply(v6_only(station, allow_incoming_calls=True))
