@@ -39,8 +39,9 @@ MAX_MSGS_PER_TURN = 200
 TRANSPORT_REBIND_WAIT = 8.0
 STUN_RETRY_INTERVAL = 60
 # New calls per second. Every call registers two sockets (RTP, RTCP) with pjlib's select()
-# ioqueue, which has 64 slots and holds each closed one for 500 ms before reuse; ~30 calls in half a
-# second exhausted it and pjlib aborted the process (an assertion, measured with a 486 callee).
+# ioqueue, which holds each closed one for 500 ms before reuse. With pjlib's 64 slots (PyPI's wheel)
+# ~30 calls in half a second aborted the process; our build has 512 slots and fails a call instead
+# of aborting (tests/test_call_flood.py). A door station never needs more than a few calls a second.
 CALL_RATE_PER_SECOND = 8
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
              "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6, "tls6": pj.PJSIP_TRANSPORT_TLS6}

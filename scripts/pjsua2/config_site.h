@@ -11,6 +11,15 @@
  * server would wait out the resolver's timeouts each time it opens a SIP listener. */
 #define PJ_GETHOSTIP_DISABLE_LOCAL_RESOLUTION 1
 
+/* Sockets pjlib's select() I/O queue can hold (pjlib's default: 64). Each call takes two (RTP,
+ * RTCP) and a closed one stays reserved for PJ_IOQUEUE_KEY_FREE_DELAY (500 ms), so the queue
+ * sustains about PJ_IOQUEUE_MAX_HANDLES new calls per second: with 64, a peer answering and hanging
+ * up calls quickly (or an outgoing burst) filled it within half a second. When it is full a new
+ * call fails (the NDEBUG build logs pjlib's assertion instead of aborting; scripts/build-pjsua2,
+ * tests/test_call_flood.py). 512 stays well below select()'s FD_SETSIZE (1024) with the
+ * supervisor's own descriptors. */
+#define PJ_IOQUEUE_MAX_HANDLES 512
+
 /* Audio only: audio goes through our own ALSA bridge, so no sound device and no video. */
 #define PJMEDIA_HAS_VIDEO 0
 #define PJSUA_HAS_VIDEO 0
