@@ -1,65 +1,18 @@
-"""A dual-stack station on all interfaces, as on a Pi, in a network namespace made by the test.
-
-`doorstation run` runs inside the namespace (HTTP on its IPv4 address, so SIP listens on every
-interface there: IPv4 and IPv6, media bound to none). The namespace is joined to this one by a veth
-pair carrying 10.77.N.0/24 and fd77:0:0:N::/64; the baresip peers listen on this side's addresses, so
-every SIP and RTP packet crosses between the two namespaces and nothing leaves the machine. Needs
-root (`ip netns`), as CI runs; elsewhere the test is skipped with the reason.
+"""A dual-stack station on all interfaces, as on a Pi, in a network namespace made by the test
+(tests/netns.py). `doorstation run` runs inside it (HTTP on its IPv4 address, so SIP listens on
+every interface there: IPv4 and IPv6, media bound to none); the veth pair carries 10.77.N.0/24 and
+fd77:0:0:N::/64, and the baresip peers listen on this side's addresses.
 """
 from __future__ import annotations
-
-import os
-import random
-import shutil
-import subprocess
-from dataclasses import dataclass
 
 import pytest
 
 from tests.harness import Station, free_sip_port
+from tests.netns import netns  # noqa: F401  (fixture)
 from tests.sip_peers import baresip_factory, rtp_base  # noqa: F401  (fixture)
 from tests.stack_sip import TOPIC_DTMF, TOPIC_STATE_CHANGE, EventTail, account_status, wait_call_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=10)
-
-
-@dataclass
-class Netns:
-    name: str
-    host4: str      # this side of the veth
-    host6: str
-    station4: str   # the namespace's side
-    station6: str
-
-
-@pytest.fixture
-def netns():
-    if os.geteuid() != 0 or shutil.which("ip") is None:
-        pytest.skip("needs root and iproute2 to make a network namespace")
-    n = random.randint(1, 250)
-    ns = Netns(f"dsv6-{os.getpid()}-{n}", f"10.77.{n}.1", f"fd77:0:0:{n}::1", f"10.77.{n}.2", f"fd77:0:0:{n}::2")
-    outer, inner = f"dsh{n}x{os.getpid() % 10000}", f"dsn{n}x{os.getpid() % 10000}"
-    ip("netns", "add", ns.name)
-    try:
-        ip("link", "add", outer, "type", "veth", "peer", "name", inner)
-        ip("link", "set", inner, "netns", ns.name)
-        ip("addr", "add", f"{ns.host4}/24", "dev", outer)
-        ip("-6", "addr", "add", f"{ns.host6}/64", "dev", outer, "nodad")
-        ip("link", "set", outer, "up")
-        for args in (("addr", "add", f"{ns.station4}/24", "dev", inner),
-                     ("-6", "addr", "add", f"{ns.station6}/64", "dev", inner, "nodad"),
-                     ("link", "set", inner, "up"), ("link", "set", "lo", "up"),
-                     ("route", "add", "default", "via", ns.host4),
-                     ("-6", "route", "add", "default", "via", ns.host6)):
-            ip("-n", ns.name, *args)
-        yield ns
-    finally:
-        subprocess.run(["ip", "link", "del", outer], capture_output=True, timeout=10)
-        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, timeout=10)
 
 
 def configure(st: Station) -> tuple[int, str, str]:

@@ -497,7 +497,7 @@ class SipEngine:
 
     def _account_transport(self, acc: AccountConfig) -> str:
         """The transport name of an account's own family (`udp6` for a UDP account using IPv6)."""
-        fam = families.account_families(acc, self._listeners).family
+        fam = families.media_family(acc, self._listeners)
         return families.transport_name(acc.effective_transport, fam)
 
     def _add_account(self, cfg: EngineConfig, acc: AccountConfig) -> None:
@@ -517,7 +517,8 @@ class SipEngine:
         slot.reg_reason = "Registering" if acc.registers else ""
 
     def _pj_account_config(self, cfg: EngineConfig, acc: AccountConfig, registrar: str) -> "pj.AccountConfig":
-        fams = families.account_families(acc, self._listeners) if families.pjsua2_has_ipv6() else None
+        fams = (families.account_families(acc, self._listeners, cfg.ice_enabled)
+                if families.pjsua2_has_ipv6() else None)
         transport = self._account_transport(acc)
         return build_account_config(cfg, acc, registrar, self._local_host_port(transport),
                                     stun=self._stun_on(cfg), families=fams,
@@ -686,7 +687,7 @@ class SipEngine:
         lst = self._listeners
         if (lst.v6 if want == 6 else lst.v4) is None:
             raise EngineError(f"the station has no IPv{want} SIP listener for {to[:100]}")
-        fams = families.account_families(acc, lst)
+        fams = families.account_families(acc, lst, self._config.ice_enabled)
         if fams.strict and fams.family != want:
             raise EngineError(f"SIP account {acc.id} uses IPv{fams.family} media (PrioritizeIPv6="
                               f"{str(acc.prioritize_ipv6).lower()}): it cannot call the IPv{want} address in "

@@ -78,7 +78,10 @@ class AccountFamilies:
     strict: bool           # the account cannot call an address of the other family
 
 
-def account_families(acc: AccountConfig, lst: Listeners) -> AccountFamilies:
+def account_families(acc: AccountConfig, lst: Listeners, ice: bool = False) -> AccountFamilies:
+    """`ice`: ICE on. pjsua then offers IPv6 as the default address whenever the host has IPv6, even
+    when told to prefer IPv4 (get_media_ip_version), and a peer without IPv6 rejects the offer
+    (baresip: "SDP offer AF not available"): an IPv4 account with ICE uses IPv4 media only."""
     family = media_family(acc, lst)
     if lst.v6 is None:
         return AccountFamilies(4, pj.PJSUA_IPV6_DISABLED, pj.PJSUA_IPV6_DISABLED, lst.v4 or "", True)
@@ -87,7 +90,8 @@ def account_families(acc: AccountConfig, lst: Listeners) -> AccountFamilies:
                                lst.v6, True)
     prefer = pj.PJSUA_IPV6_ENABLED_PREFER_IPV6 if family == 6 else pj.PJSUA_IPV6_ENABLED_PREFER_IPV4
     if not lst.bound:
-        return AccountFamilies(family, prefer, prefer, "", False)
+        media = pj.PJSUA_IPV6_DISABLED if ice and family == 4 else prefer
+        return AccountFamilies(family, prefer, media, "", False)
     if family == 6:
         return AccountFamilies(6, prefer, pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY, lst.v6 or "", True)
     return AccountFamilies(4, prefer, pj.PJSUA_IPV6_DISABLED, lst.v4 or "", True)

@@ -33,21 +33,24 @@ OFF, ONLY = pj.PJSUA_IPV6_DISABLED, pj.PJSUA_IPV6_ENABLED_USE_IPV6_ONLY
 P4, P6 = pj.PJSUA_IPV6_ENABLED_PREFER_IPV4, pj.PJSUA_IPV6_ENABLED_PREFER_IPV6
 
 
-@pytest.mark.parametrize("acc,lst,expected", [
+@pytest.mark.parametrize("acc,lst,ice,expected", [
     # all interfaces: a preference; offers of the other family are answered in their own
-    (V4, Listeners("", ""), (4, P4, P4, "", False)),
-    (V6, Listeners("", ""), (6, P6, P6, "", False)),
+    (V4, Listeners("", ""), False, (4, P4, P4, "", False)),
+    (V6, Listeners("", ""), False, (6, P6, P6, "", False)),
+    # with ICE pjsua would offer IPv6 whenever the host has it: an IPv4 account keeps to IPv4
+    (V4, Listeners("", ""), True, (4, P4, OFF, "", False)),
+    (V6, Listeners("", ""), True, (6, P6, P6, "", False)),
     # IPv4 only: PrioritizeIPv6 falls back to IPv4
-    (V6, Listeners("127.0.0.1", None), (4, OFF, OFF, "127.0.0.1", True)),
-    (V4, Listeners("", None), (4, OFF, OFF, "", True)),
+    (V6, Listeners("127.0.0.1", None), False, (4, OFF, OFF, "127.0.0.1", True)),
+    (V4, Listeners("", None), False, (4, OFF, OFF, "", True)),
     # IPv6 only
-    (V4, Listeners(None, "::1"), (6, ONLY, ONLY, "::1", True)),
+    (V4, Listeners(None, "::1"), False, (6, ONLY, ONLY, "::1", True)),
     # explicit addresses of both families: one family per account, bound to its address
-    (V4, Listeners("127.0.0.1", "::1"), (4, P4, OFF, "127.0.0.1", True)),
-    (V6, Listeners("127.0.0.1", "::1"), (6, P6, ONLY, "::1", True)),
+    (V4, Listeners("127.0.0.1", "::1"), False, (4, P4, OFF, "127.0.0.1", True)),
+    (V6, Listeners("127.0.0.1", "::1"), False, (6, P6, ONLY, "::1", True)),
 ])
-def test_account_families(acc, lst, expected):
-    f = families.account_families(acc, lst)
+def test_account_families(acc, lst, ice, expected):
+    f = families.account_families(acc, lst, ice)
     assert (f.family, f.sip_use, f.media_use, f.media_bind, f.strict) == expected
 
 
