@@ -57,6 +57,18 @@ def enable_sip(st: Station, allow_incoming: bool = True, sip_port: int | None = 
     return port
 
 
+def open_door_dtmf(st: Station, account_id: str = "peer-to-peer", sip_info: bool = False) -> tuple[str, str]:
+    """The spec's DTMF workflow: event OpenDoorEvent, trigger #1234#, a configuration with RFC 2833
+    (and SIP INFO, RFC 2976, if asked), bound to the account. Returns (DTMFEventId, DTMFConfigurationId)."""
+    event_id = st.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent"}})["DTMFEventId"]
+    trigger_id = st.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#",
+                                                          "DTMFEventId": event_id}})["DTMFTriggerId"]
+    config_id = st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
+        "Name": "Door", "DTMFTriggerId": [trigger_id], "RFC2833": True, "RFC2976": sip_info}})["DTMFConfigurationId"]
+    st.ok("SetSIPAccount", {"SIPAccount": {"Id": account_id, "DTMFConfigurationId": config_id}})
+    return event_id, config_id
+
+
 def account_status(st: Station, account_id: str) -> dict:
     return st.ok("GetSIPAccountStatus", {"SIPAccountId": account_id})["SIPAccountStatus"]
 

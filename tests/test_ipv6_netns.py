@@ -10,7 +10,8 @@ import pytest
 from tests.harness import Station, free_sip_port
 from tests.netns import netns  # noqa: F401  (fixture)
 from tests.sip_peers import baresip_factory, rtp_base  # noqa: F401  (fixture)
-from tests.stack_sip import TOPIC_DTMF, TOPIC_STATE_CHANGE, EventTail, account_status, wait_call_state
+from tests.stack_sip import (TOPIC_DTMF, TOPIC_STATE_CHANGE, EventTail, account_status, open_door_dtmf,
+                             wait_call_state)
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
 
@@ -22,12 +23,7 @@ def configure(st: Station) -> tuple[int, str, str]:
     st.ok("SetSIPConfiguration", {"SIPConfiguration": {
         "SIPEnabled": True, "SIPPort": port, "SIPTLSPort": free_sip_port(), "AllowIncomingCalls": True,
         "RTPStartPort": rtp_base(), "CallingTimeout": 15}})
-    event_id = st.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent"}})["DTMFEventId"]
-    trigger_id = st.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#",
-                                                          "DTMFEventId": event_id}})["DTMFTriggerId"]
-    config_id = st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
-        "Name": "Door", "DTMFTriggerId": [trigger_id], "RFC2833": True}})["DTMFConfigurationId"]
-    st.ok("SetSIPAccount", {"SIPAccount": {"Id": "peer-to-peer", "DTMFConfigurationId": config_id}})
+    event_id, config_id = open_door_dtmf(st)
     v6 = st.ok("SetSIPAccount", {"SIPAccount": {"UserId": "door6", "PrioritizeIPv6": True, "IsDefault": False,
                                                 "DTMFConfigurationId": config_id}})["SIPAccountId"]
     return port, v6, event_id

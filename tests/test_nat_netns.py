@@ -18,7 +18,7 @@ import pytest
 from tests.harness import Station, free_sip_port
 from tests.netns import STUN_MAGIC, netns, sniffer  # noqa: F401  (fixtures)
 from tests.sip_peers import baresip_factory, rtp_base, wait_until  # noqa: F401  (fixture)
-from tests.stack_sip import TOPIC_DTMF, EventTail, wait_call_state
+from tests.stack_sip import TOPIC_DTMF, EventTail, open_door_dtmf, wait_call_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
 
@@ -31,12 +31,7 @@ def start(tmp_path, ns, **sip) -> tuple[Station, int]:
     st.ok("SetSIPConfiguration", {"SIPConfiguration": {
         "SIPEnabled": True, "SIPPort": port, "SIPTLSPort": free_sip_port(), "RTPStartPort": rtp_base(),
         "CallingTimeout": 15, **sip}})
-    event_id = st.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent"}})["DTMFEventId"]
-    trigger_id = st.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#",
-                                                          "DTMFEventId": event_id}})["DTMFTriggerId"]
-    config_id = st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
-        "Name": "Door", "DTMFTriggerId": [trigger_id], "RFC2833": True}})["DTMFConfigurationId"]
-    st.ok("SetSIPAccount", {"SIPAccount": {"Id": "peer-to-peer", "DTMFConfigurationId": config_id}})
+    open_door_dtmf(st)
     return st, port
 
 

@@ -8,8 +8,8 @@ import pytest
 from tests.harness import doorstation
 from tests.sip_peers import agent_factory, baresip_factory, kamailio_factory, wait_until  # noqa: F401  (fixtures)
 from tests.stack_sip import (TOPIC_BUTTON, TOPIC_DTMF, TOPIC_RELAY, TOPIC_STATE, TOPIC_STATE_CHANGE, EventTail,
-                             call_status, enable_sip, event_key, hardware_toml, start_station, wait_account_status,
-                             wait_call_state)
+                             call_status, enable_sip, event_key, hardware_toml, open_door_dtmf, start_station,
+                             wait_account_status, wait_call_state)
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
 
@@ -102,12 +102,7 @@ def test_call_through_registrar_events_and_persisted_history(stations, kamailio_
 def configure_door_dtmf(st) -> tuple[str, str]:
     """The spec's workflow: event, trigger #1234#, configuration, bound to the peer-to-peer account;
     the event bound to the relay. Returns (DTMFEventId, DTMFConfigurationId)."""
-    event_id = st.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent"}})["DTMFEventId"]
-    trigger_id = st.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#",
-                                                          "DTMFEventId": event_id}})["DTMFTriggerId"]
-    config_id = st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
-        "Name": "Door", "DTMFTriggerId": [trigger_id], "RFC2833": True, "RFC2976": True}})["DTMFConfigurationId"]
-    st.ok("SetSIPAccount", {"SIPAccount": {"Id": "peer-to-peer", "DTMFConfigurationId": config_id}})
+    event_id, config_id = open_door_dtmf(st, sip_info=True)
     r = st.session().put(f"{st.url}/api/door/bindings", json={"DTMFEventIds": [event_id]}, timeout=10)
     assert r.status_code == 200 and r.json()["Effective"] == [event_id]
     return event_id, config_id
