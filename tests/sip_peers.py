@@ -200,7 +200,9 @@ def baresip(baresip_factory) -> Baresip:
 
 # ---- kamailio -----------------------------------------------------------------------------------------
 class Kamailio:
-    def __init__(self, workdir: Path, users: dict[str, str], port: int | None = None):
+    def __init__(self, workdir: Path, users: dict[str, str], port: int | None = None, host: str = "127.0.0.1"):
+        """`host`: the loopback address it listens on (`::1` for a registrar reached over IPv6)."""
+        self.host = host
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_port()
@@ -212,8 +214,9 @@ class Kamailio:
         for i, (user, pw) in enumerate(self.users.items()):
             kw = "if" if i == 0 else "else if"
             conds.append(f'{kw} ($fU == "{user}") {{ $var(pw) = "{pw}"; }}')
+        listen = f"[{self.host}]" if ":" in self.host else self.host
         cfg = ((PEERS / "kamailio.cfg.tmpl").read_text().replace("@PORT@", str(self.port))
-               .replace("@USERS@", "\n        ".join(conds)))
+               .replace("127.0.0.1:", f"{listen}:").replace("@USERS@", "\n        ".join(conds)))
         (self.dir / "kamailio.cfg").write_text(cfg)
         rundir = self.dir / "run"
         rundir.mkdir(exist_ok=True)
@@ -229,7 +232,7 @@ class Kamailio:
         if self.proc.poll() is not None:
             raise AssertionError(f"kamailio exited: {(self.dir / 'kamailio.log').read_text()[-3000:]}")
         try:
-            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            socket.create_connection((self.host, self.port), timeout=0.5).close()
             return True
         except OSError:
             return False
@@ -242,9 +245,9 @@ class Kamailio:
 def kamailio_factory(tmp_path):
     started: list[Kamailio] = []
 
-    def make(users: dict[str, str] | None = None, port: int | None = None) -> Kamailio:
+    def make(users: dict[str, str] | None = None, port: int | None = None, host: str = "127.0.0.1") -> Kamailio:
         k = Kamailio(tmp_path / f"kamailio-{len(started)}", users or {"door": "door-secret", "bob": "bob-secret"},
-                     port)
+                     port, host)
         started.append(k)
         return k.start()
 

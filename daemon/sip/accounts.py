@@ -11,7 +11,7 @@ import pjsua2 as pj
 from daemon.sip import callbacks as cb
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.families import AccountFamilies
-from daemon.sip.uris import proxy_uri, registrar_uri
+from daemon.sip.uris import bracket_ipv6, proxy_uri, registrar_uri
 
 _SRTP = {"None": pj.PJMEDIA_SRTP_DISABLED, "SRTPBestEffort": pj.PJMEDIA_SRTP_OPTIONAL,
          "SRTPMandatory": pj.PJMEDIA_SRTP_MANDATORY}
@@ -42,7 +42,7 @@ class AccountSlot:
 def identity_uri(acc: AccountConfig, local_host_port: str) -> str:
     """AOR: `sip|sips:UserId@(PublicDomain or Registrar)`; peer-to-peer: `sip:UserId@<ip>:<port>`."""
     scheme = "sips" if acc.sips_enabled else "sip"
-    host = (acc.public_domain or acc.registrar) if acc.registers else local_host_port
+    host = bracket_ipv6(acc.public_domain or acc.registrar) if acc.registers else local_host_port
     return f"{scheme}:{acc.user_id}@{host}" if acc.user_id else f"{scheme}:{host}"
 
 

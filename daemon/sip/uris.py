@@ -67,8 +67,15 @@ def with_transport(uri: str, transport: str) -> str:
     return f"{uri};transport={transport}"
 
 
+def bracket_ipv6(hostport: str) -> str:
+    """host[:port] for a URI: a bare IPv6 address (`fd12::90`, which cannot carry a port) gets its
+    brackets; the spec's `[fd12:3456:789a:1::90]` is taken as it is."""
+    return f"[{hostport}]" if hostport.count(":") > 1 and not hostport.startswith("[") else hostport
+
+
 def registrar_uri(server: str, transport: str) -> str:
-    uri = server if server.lower().startswith(("sip:", "sips:")) else f"sip:{server}"
+    """`server`: host[:port] or a SIP URI."""
+    uri = server if server.lower().startswith(("sip:", "sips:")) else f"sip:{bracket_ipv6(server)}"
     return with_transport(uri, transport)
 
 

@@ -9,6 +9,7 @@ import pytest
 from daemon.sip import families
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.families import Listeners
+from daemon.sip.uris import registrar_uri
 
 
 @pytest.mark.parametrize("bind,bind6,ipv6,has_ipv6,expected", [
@@ -58,3 +59,15 @@ def test_account_families(acc, lst, ice, expected):
                                        ("::1:5072", "[::1]:5072"), ("[::1]:5072", "[::1]:5072")])
 def test_host_port(local, uri):
     assert families.host_port(local) == uri
+
+
+@pytest.mark.parametrize("server,uri", [
+    ("pbx.example.com", "sip:pbx.example.com"),
+    ("192.168.0.91:5070", "sip:192.168.0.91:5070"),
+    ("[fd12:3456:789a:1::90]", "sip:[fd12:3456:789a:1::90]"),
+    ("[fd12::90]:5070", "sip:[fd12::90]:5070"),
+    ("fd12:3456:789a:1::90", "sip:[fd12:3456:789a:1::90]"),
+    ("sip:[::1]:5070", "sip:[::1]:5070"),
+])
+def test_registrar_uri_with_ipv6_addresses(server, uri):
+    assert registrar_uri(server, "udp") == uri

@@ -17,7 +17,7 @@ from daemon.sip import families
 from daemon.sip.config import AccountConfig, DtmfSettings, DtmfTrigger
 from daemon.sip.types import CallTransition, DtmfMatched, EngineError
 
-from .conftest import free_port
+from .conftest import free_port, wait_until
 
 pytestmark = pytest.mark.sip
 
@@ -155,3 +155,31 @@ def test_dual_stack_listeners_and_per_account_media_family(station, baresip_fact
         station.engine.make_call("peer-to-peer", v6_peer.aor)
     with pytest.raises(EngineError, match=r"uses IPv6 media \(PrioritizeIPv6=true\)"):
         station.engine.make_call("v6", v4_peer.aor)
+
+
+def test_registration_and_calls_through_an_ipv6_registrar(station, kamailio_factory, baresip_factory):
+    """kamailio on [::1] as registrar and proxy; the station's account registers with PublicDomain
+    `[::1]:port` (the spec's example writes `[fd12:3456:789a:1::90]`), bob registers there too."""
+    k = kamailio_factory(host="::1")
+    bob = baresip_factory(host="::1", accounts_line=lambda b: (
+        f'<sip:bob@[::1]>;auth_pass=bob-secret;outbound="sip:[::1]:{k.port}";regint=60;'
+        "answermode=auto;audio_codecs=PCMU/8000/1,PCMA/8000/1"))
+    wait_until(lambda: "OK" in bob.command("reginfo")["data"], 10.0, "baresip to register", step=0.2)
+    account = AccountConfig(id="sip_account_0", user_id="door", password="door-secret",
+                            public_domain=f"[::1]:{k.port}", registration_interval=60, is_default=True, dtmf=DTMF)
+    station.engine.apply(v6_only(station, accounts=(account,), allow_incoming_calls=True))
+    status = wait_until(lambda: (st := station.engine.account_status("sip_account_0"))["Status"] == 200 and st,
+                        10.0, "registration over IPv6")
+    assert status["RegURI"] == f"[::1]:{k.port}" and status["SIPURI"] == f"sip:door@[::1]:{k.port}"
+    call_id = station.engine.make_call(None, f"sip:bob@[::1]:{k.port}")
+    assert station.wait_state(call_id, "Active")["CallStateReason"] == "AcceptedByRemote"
+    dtmf_arrives(station, bob, call_id)
+    station.engine.hangup(call_id)
+    station.wait_state(call_id, "Terminated")
+    bob.wait_event("CALL_CLOSED")
+    bob.command("dial", f"sip:door@[::1]:{k.port}")
+    ev = station.events.wait_for(lambda e: isinstance(e, CallTransition) and e.reason == "AcceptedByDevice")
+    assert ev.status["SIPAccountId"] == "sip_account_0"
+    bob.wait_event("CALL_ESTABLISHED")
+    bob.command("hangup")
+    assert station.wait_state(ev.call_id, "Terminated")["CallStateReason"] == "Terminated"
