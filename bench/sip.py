@@ -300,7 +300,7 @@ def memory(st: Station, bob: Baresip, idle_agent: Agent, cycles: int, idle_rss: 
     st.ok("TerminateCall", {"CallId": call_id})
     wait_call_state(st, call_id, "Terminated")
     after_first = rss_mib(sup)
-    samples = []
+    samples, series = [], []
     session = st.session()
     for i in range(cycles):
         r = session.post(f"{st.url}/vapix/call", json={"axcall:Call": {"To": bob.aor}}, timeout=10)
@@ -311,6 +311,8 @@ def memory(st: Station, bob: Baresip, idle_agent: Agent, cycles: int, idle_rss: 
         time.sleep(0.13)            # at most 8 new calls per second
         if i in (9, cycles - 1):
             samples.append(rss_mib(sup))
+        if (i + 1) % 100 == 0:
+            series.append(rss_mib(sup))
     time.sleep(1.0)
     end = rss_mib(sup)
     agent_rss = rss_mib(idle_agent.proc.pid)
@@ -323,6 +325,8 @@ def memory(st: Station, bob: Baresip, idle_agent: Agent, cycles: int, idle_rss: 
     print(f"  growth over cycles 10..{cycles}: {samples[1] - samples[0]:+.1f} MiB "
           f"({(samples[1] - samples[0]) * 1024 / max(1, cycles - 10):+.1f} KiB/call); "
           f"over all {cycles}: {samples[1] - after_first:+.1f} MiB")
+    if series:
+        print(f"  every 100 cycles: {', '.join(f'{v:.1f}' for v in series)}")
     print(f"  gunicorn (master + worker)                 {sum(rss_mib(p) for p in gun):7.1f}")
     print(f"  baseline baresip idle / with the call      {bob_idle:7.1f} / {bob_call:.1f}")
     print(f"  baseline pjsua2 agent (python + pjsua2) idle {agent_rss:5.1f}")
