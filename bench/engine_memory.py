@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -24,7 +25,9 @@ from daemon.sip.engine import SipEngine  # noqa: E402
 from tests.sip_peers import Baresip, free_port, rtp_base, wait_until  # noqa: E402
 
 
-def rss_mib(pid: int | str = "self") -> float:
+def rss_mib(pid: int) -> float:
+    """VmRSS; defined here, not imported from bench/sip.py, whose imports would add to this
+    process's own footprint."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
@@ -44,7 +47,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bob = Baresip(Path(tmp) / "bob").start()
         try:
-            before, bob_before = rss_mib(), rss_mib(bob.proc.pid)
+            before, bob_before = rss_mib(os.getpid()), rss_mib(bob.proc.pid)
             series, started = [], time.monotonic()
             for i in range(1, args.calls + 1):
                 call_id = engine.make_call(None, bob.aor)
@@ -58,7 +61,7 @@ def main() -> None:
                     bob.events.clear()
                     bob.responses.clear()
                 if i % 100 == 0:
-                    series.append(rss_mib())
+                    series.append(rss_mib(os.getpid()))
             took = time.monotonic() - started
             bob_after = rss_mib(bob.proc.pid)
         finally:

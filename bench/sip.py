@@ -366,7 +366,10 @@ def main() -> int:
         return 0
     finally:
         for thing in reversed(started):
-            thing.stop()
+            try:            # one failing stop must not leave the station running
+                thing.stop()
+            except Exception as e:  # noqa: BLE001
+                print(f"stopping {type(thing).__name__}: {e}", file=sys.stderr)
         sniffer.close()
         shutil.rmtree(work, ignore_errors=True)
 

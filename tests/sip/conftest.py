@@ -78,6 +78,18 @@ class Station:
         return wait_until(lambda: (st := self.engine.call_status(call_id)) and st["CallState"] == state and st,
                           timeout, f"call {call_id} to reach {state}")
 
+    def answers_call_from(self, peer, uri: str, account_id: str) -> str:
+        """`peer` (baresip) dials `uri`; the station answers on `account_id`; the peer hangs up.
+        Returns the CallId."""
+        from daemon.sip.types import CallTransition
+        peer.command("dial", uri)
+        ev = self.events.wait_for(lambda e: isinstance(e, CallTransition) and e.reason == "AcceptedByDevice")
+        assert ev.status["SIPAccountId"] == account_id
+        peer.wait_event("CALL_ESTABLISHED")
+        peer.command("hangup")
+        assert self.wait_state(ev.call_id, "Terminated")["CallStateReason"] == "Terminated"
+        return ev.call_id
+
     def reasons(self, call_id: str) -> list[str]:
         from daemon.sip.types import CallTransition
         return [e.reason for e in self.events.of_type(CallTransition) if e.call_id == call_id]
