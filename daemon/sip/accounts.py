@@ -51,7 +51,7 @@ def bound_transport(acc: AccountConfig, transports: dict[str, int], transport: s
     `transport`: the account's transport name in its family (`udp` or `udp6`).
 
     pjsip sends a request larger than 1300 bytes over TCP instead of UDP unless its global
-    `disable_tcp_switch` is set, which the pjsua2 wheel does not expose. An account bound to its
+    `disable_tcp_switch` is set, which pjsua2 does not expose. An account bound to its
     UDP transport (sipConfig.transportId) keeps such requests on UDP: the TCP attempt is not
     allowed by the transport selector and pjsip goes on to the UDP address (docs/sip.md)."""
     if not acc.disable_tcp_switch or acc.effective_transport != "udp":

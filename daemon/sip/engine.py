@@ -257,7 +257,7 @@ class SipEngine:
         cfg.medConfig.noVad = True
         ep.libInit(cfg)
         ep.libStart()
-        ep.audDevManager().setNullDev()   # the wheel has no sound device: mandatory before makeCall
+        ep.audDevManager().setNullDev()   # built without sound devices: mandatory before makeCall
         if self._on_endpoint_ready is not None:
             try:   # e.g. the audio bridge opens its port now, so ring-back is clocked before any call
                 self._on_endpoint_ready(ep)
