@@ -178,3 +178,25 @@ def test_registration_and_calls_through_an_ipv6_registrar(station, kamailio_fact
     station.wait_state(call_id, "Terminated")
     bob.wait_event("CALL_CLOSED")
     station.answers_call_from(bob, f"sip:door@[::1]:{k.port}", "sip_account_0")
+
+
+def test_tls_and_srtp_over_ipv6(station, agent_factory, tmp_path):
+    """TLS (server certificate verified: its subjectAltName is IP ::1) and mandatory SRTP, over IPv6."""
+    key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(crt),
+                    "-days", "1", "-subj", "/CN=::1", "-addext", "subjectAltName=IP:::1"],
+                   check=True, capture_output=True, timeout=60)
+    agent = agent_factory("--bind", "::1", "--transport", "tls", "--tls-cert", str(crt), "--tls-key", str(key),
+                          "--srtp", "mandatory")
+    station.engine.apply(v6_only(station, accounts=(p2p(transport="tls", verify_server_certificate=True,
+                                                        media_encryption="SRTPMandatory"),),
+                                 tls_cert_file=str(crt), tls_key_file=str(key), tls_ca_file=str(crt)))
+    call_id = station.engine.make_call(None, agent.uri("tls", host="[::1]"))
+    assert station.wait_state(call_id, "Active")["CallStateReason"] == "AcceptedByRemote"
+    media = agent.wait_event("media")
+    assert media["srtp"] is True
+    connections = subprocess.run(["ss", "-Htn", "state", "established"], capture_output=True, text=True,
+                                 timeout=10).stdout
+    assert f"[::1]:{agent.port}" in connections, connections
+    station.engine.hangup(call_id)
+    assert station.wait_state(call_id, "Terminated")["CallStateReason"] == "Terminated"
