@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import struct
 import sys
@@ -39,11 +38,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.harness import Station  # noqa: E402
+from tests.packets import Packet, PacketCapture  # noqa: E402
 from tests.sip_peers import Agent, Baresip, wait_until  # noqa: E402
 from tests.stack_sip import TOPIC_DTMF, EventTail, call_status, enable_sip, wait_call_state  # noqa: E402
 
-SO_TIMESTAMPNS = 35
-ETH_P_ALL = 3
 TE_POUND = 11          # RFC 4733 event code of '#'
 
 
@@ -52,50 +50,22 @@ class LoopbackSniffer:
     """Records, with kernel timestamps, INVITEs and RTP telephone-event packets seen on `lo`."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.sock.bind(("lo", 0))
-        self.sock.settimeout(0.2)
         self.invites: list[tuple[float, int]] = []                     # (time, destination port)
         self.tel_events: list[tuple[float, int, int, int, bool]] = []  # (time, dport, rtp ts, event, end)
         self._lock = threading.Lock()
-        self._running = True
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._capture = PacketCapture("lo", self._classify)
 
-    def _run(self) -> None:
-        while self._running:
-            try:
-                data, anc, _flags, addr = self.sock.recvmsg(65535, socket.CMSG_SPACE(16))
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            # each loopback packet also shows up as incoming: count the outgoing copy only
-            if addr[2] != socket.PACKET_OUTGOING or len(data) < 28 or data[0] >> 4 != 4:
-                continue
-            stamp = next((struct.unpack("qq", d[:16]) for lvl, typ, d in anc
-                          if lvl == socket.SOL_SOCKET and typ == SO_TIMESTAMPNS), None)
-            if stamp is None:
-                continue
-            at = stamp[0] + stamp[1] / 1e9
-            ihl = (data[0] & 15) * 4
-            dport = struct.unpack("!H", data[ihl + 2:ihl + 4])[0]
-            if data[9] == 6:                 # TCP (an INVITE over 1300 bytes leaves by TCP)
-                payload = data[ihl + (data[ihl + 12] >> 4) * 4:]
-            elif data[9] == 17:
-                payload = data[ihl + 8:]
-            else:
-                continue
-            if payload.startswith(b"INVITE "):
-                with self._lock:
-                    self.invites.append((at, dport))
-            elif data[9] == 17 and len(payload) == 16 and payload[0] >> 6 == 2:
-                # RTP with a 4-byte payload: a telephone-event (audio frames are 80+ bytes)
-                rtp_ts = struct.unpack("!I", payload[4:8])[0]
-                with self._lock:
-                    self.tel_events.append((at, dport, rtp_ts, payload[12], bool(payload[13] & 0x80)))
+    def _classify(self, p: Packet) -> None:
+        if not p.outgoing:                   # each loopback packet also shows up as incoming
+            return
+        if p.payload.startswith(b"INVITE "):  # over UDP, or TCP when over 1300 bytes
+            with self._lock:
+                self.invites.append((p.at, p.dport))
+        elif p.proto == 17 and len(p.payload) == 16 and p.payload[0] >> 6 == 2:
+            # RTP with a 4-byte payload: a telephone-event (audio frames are 80+ bytes)
+            rtp_ts = struct.unpack("!I", p.payload[4:8])[0]
+            with self._lock:
+                self.tel_events.append((p.at, p.dport, rtp_ts, p.payload[12], bool(p.payload[13] & 0x80)))
 
     def first_invite(self, dport: int, after: float) -> float | None:
         with self._lock:
@@ -114,9 +84,7 @@ class LoopbackSniffer:
         return sorted((g for g in groups.values() if not g.pop("tail_only")), key=lambda g: g["start"])
 
     def close(self) -> None:
-        self._running = False
-        self._thread.join(2)
-        self.sock.close()
+        self._capture.close()
 
 
 # ---- /proc --------------------------------------------------------------------------------------------

@@ -3,20 +3,21 @@ it on all interfaces (as on a Pi, with real non-loopback addresses), peers run o
 every packet crosses between the two namespaces without leaving the machine. Needs root
 (`ip netns`), as CI runs; elsewhere the fixture skips the test with the reason.
 
-Also a sniffer on this side of the veth (a packet socket) for what a test must see on the wire.
+Also a sniffer on this side of the veth (tests/packets.py) for what a test must see on the wire.
 """
 from __future__ import annotations
 
 import os
 import random
 import shutil
-import socket
 import struct
 import subprocess
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
+
+from tests.packets import Packet, PacketCapture
 
 
 def ip(*args: str) -> None:
@@ -64,52 +65,20 @@ def netns():
 STUN_MAGIC = 0x2112A442
 
 
-@dataclass
-class Packet:
-    proto: int          # 17 UDP, 6 TCP
-    src: str
-    dst: str
-    sport: int
-    dport: int
-    payload: bytes
-
-
-@dataclass
 class Sniffer:
-    """UDP over IPv4 on one interface, kept in memory; a thread reads until stop()."""
-    interface: str
-    packets: list[Packet] = field(default_factory=list)
+    """Every IPv4 UDP/TCP packet on one interface, kept in memory until stop()."""
 
-    def __post_init__(self) -> None:
-        # ETH_P_ALL: a packet socket bound to one protocol sees only packets received, not sent
-        self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0003))
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
-        self._sock.bind((self.interface, 0))
-        self._sock.settimeout(0.2)
-        self._stop = threading.Event()
+    def __init__(self, interface: str) -> None:
+        self.packets: list[Packet] = []
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        self._capture = PacketCapture(interface, self._keep)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, addr = self._sock.recvfrom(65535)
-            except OSError:
-                continue
-            if addr[1] != 0x0800 or len(data) < 28 or data[9] not in (6, 17):      # IPv4: UDP and TCP
-                continue
-            ihl = (data[0] & 0x0F) * 4
-            sport, dport = struct.unpack("!HH", data[ihl:ihl + 4])
-            header = 8 if data[9] == 17 else (data[ihl + 12] >> 4) * 4
-            with self._lock:
-                self.packets.append(Packet(data[9], socket.inet_ntoa(data[12:16]), socket.inet_ntoa(data[16:20]),
-                                           sport, dport, data[ihl + header:]))
+    def _keep(self, packet: Packet) -> None:
+        with self._lock:
+            self.packets.append(packet)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self._sock.close()
+        self._capture.close()
 
     def snapshot(self) -> list[Packet]:
         with self._lock:
