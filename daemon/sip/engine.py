@@ -14,7 +14,6 @@ import dataclasses
 import gc
 import logging
 import queue
-import re
 import sys
 import threading
 import time
@@ -442,7 +441,7 @@ class SipEngine:
         if not cfg.sip_enabled:
             return
         verify = any(a.verify_server_certificate for a in cfg.accounts if a.enabled)
-        lst = families.listeners(cfg, families.pjsua2_has_ipv6())
+        lst = families.listeners(cfg, families.pjsua2_has_ipv6() and families.host_has_ipv6())
         wanted = []
         for family, addr in ((4, lst.v4), (6, lst.v6)):
             if addr is not None:
@@ -451,6 +450,8 @@ class SipEngine:
         if cfg.ipv6 and not families.pjsua2_has_ipv6():
             self._log.warning("this pjsua2 build has no IPv6 (PyPI's pjsua2-python wheel): SIP over IPv4 only; "
                               "scripts/build-pjsua2 builds one with IPv6")
+        elif cfg.ipv6 and not families.host_has_ipv6():
+            self._log.warning("this kernel has no IPv6 (ipv6.disable=1?): SIP over IPv4 only")
         for name, port, addr in wanted:
             tc = pj.TransportConfig()
             tc.port = port
@@ -461,15 +462,8 @@ class SipEngine:
                 tc.tlsConfig.privKeyFile = cfg.tls_key_file
                 tc.tlsConfig.CaListFile = cfg.tls_ca_file
                 tc.tlsConfig.verifyServer = verify
-            try:
-                self._transports[name] = self._create_transport(name, tc)
-            except EngineError as e:
-                if name.endswith("6") and not addr and lst.v4 is not None:
-                    # all interfaces on a host without IPv6 (ipv6.disable=1): stay on IPv4
-                    self._log.warning("%s; SIP over IPv4 only", e)
-                    continue
-                raise
-        self._listeners = families.Listeners(lst.v4, lst.v6 if "udp6" in self._transports else None)
+            self._transports[name] = self._create_transport(name, tc)
+        self._listeners = lst
         self._transport_key = cfg.transport_key()
 
     def _create_transport(self, name: str, tc: "pj.TransportConfig") -> int:
@@ -679,7 +673,7 @@ class SipEngine:
 
     def _check_family(self, acc: AccountConfig, host: str, to: str) -> None:
         """Refuse, with the reason, a destination address the account cannot reach (families.py)."""
-        want = 6 if host.startswith("[") else 4 if re.fullmatch(r"[0-9.]+", host) else None
+        want = families.address_family(host)
         if want is None:
             return      # a name: pjsua resolves it with the account's preference
         if want == 6 and not families.pjsua2_has_ipv6():

@@ -2,7 +2,7 @@
 
 The rules (docs/sip.md "IPv6"):
 - Listeners: bound to all interfaces (`bind_address` ""), the station listens on IPv4 and, when
-  pjsua2 is built with IPv6 and `ipv6` is on, IPv6 too. Bound to an IPv6 address it is IPv6-only;
+  pjsua2 is built with IPv6, the kernel has it and `ipv6` is on, IPv6 too. Bound to an IPv6 address it is IPv6-only;
   bound to an IPv4 address it adds IPv6 only when `bind_address6` names one.
 - Accounts: the spec says an account uses either IPv4 or IPv6 media, IPv6 when PrioritizeIPv6 is
   true (and the station listens on IPv6). Listening on all interfaces, pjsua is told to prefer that
@@ -12,6 +12,8 @@ The rules (docs/sip.md "IPv6"):
 """
 from __future__ import annotations
 
+import ipaddress
+import socket
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -27,8 +29,25 @@ def pjsua2_has_ipv6() -> bool:
     return pj.AccountConfig().sipConfig.ipv6Use != pj.PJSUA_IPV6_DISABLED
 
 
+def host_has_ipv6() -> bool:
+    """False on a kernel without IPv6 (ipv6.disable=1): no AF_INET6 socket can be made there."""
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    except OSError:
+        return False
+    return True
+
+
 def is_ipv6_address(host: str) -> bool:
     return ":" in host.strip("[]")
+
+
+def address_family(host: str) -> int | None:
+    """4 or 6 for an address literal (`[v6]` brackets allowed), None for a name."""
+    try:
+        return ipaddress.ip_address(host.strip("[]")).version
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)

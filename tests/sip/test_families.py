@@ -71,3 +71,10 @@ def test_host_port(local, uri):
 ])
 def test_registrar_uri_with_ipv6_addresses(server, uri):
     assert registrar_uri(server, "udp") == uri
+
+
+@pytest.mark.parametrize("host,family", [("192.168.0.90", 4), ("[fd12:3456:789a:1::90]", 6), ("::1", 6),
+                                         ("pbx.example.com", None), ("1234", None), ("10.0.0.300", None)])
+def test_address_family(host, family):
+    assert families.address_family(host) == family
+
