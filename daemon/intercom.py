@@ -171,10 +171,13 @@ class Intercom:
         return call_id
 
     def _pulse(self, cause: dict[str, Any], pulse_ms: int | None = None) -> int:
+        """Unlock for pulse_ms. The re-lock is the relay's own (its timer thread in the supervisor);
+        the events carry the wall-clock times at which the line really changed."""
         ms = pulse_ms or self._relay_cfg.pulse_ms
-        self._emit(TOPIC_RELAY, {"State": "Unlocked", **cause, "PulseMs": ms})
-        self._relay.pulse(ms, on_locked=lambda: self._emit(
-            TOPIC_RELAY, {"State": "Locked", "Cause": "PulseEnded"}))
+        unlocked_at = self._relay.pulse(ms, on_locked=lambda locked_at: self._emit(
+            TOPIC_RELAY, {"State": "Locked", "Cause": "PulseEnded", "At": round(locked_at, 6),
+                          "UnlockedMs": round((locked_at - unlocked_at) * 1000, 1)}))
+        self._emit(TOPIC_RELAY, {"State": "Unlocked", **cause, "PulseMs": ms, "At": round(unlocked_at, 6)})
         return ms
 
     def _apply(self) -> None:

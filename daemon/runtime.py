@@ -326,7 +326,8 @@ def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, opti
     try:
         hardware = build_station_hardware(
             state_dir, sip=_SipControl(lambda: holder["runtime"]), scheduler=AsyncioScheduler(loop),
-            emit=lambda topic, data: holder["runtime"].emit_hardware_event(topic, data))
+            emit=lambda topic, data: holder["runtime"].emit_hardware_event(topic, data),
+            notify=loop.call_soon_threadsafe)
     except (HwConfigError, GpioError, AudioDeviceError) as e:
         raise RuntimeConfigError(str(e)) from e
     audio = hardware.audio

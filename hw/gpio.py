@@ -10,6 +10,8 @@ Roles are the names the configuration gives to lines ("call_button", "call_led",
 from __future__ import annotations
 
 import enum
+import threading
+import time
 from dataclasses import dataclass
 from typing import Callable, Protocol
 
@@ -148,15 +150,26 @@ class Led:
 class Relay:
     """The door-lock relay. Inactive = locked. Locked at construction and by `lock()`.
 
-    `pulse()` unlocks and schedules the re-lock on the loop's timers; a pulse during a pulse
-    extends it (the door stays open pulse_ms after the latest request).
+    `pulse()` unlocks and schedules the re-lock; a pulse during a pulse extends it (the door stays
+    open pulse_ms after the latest request). In the supervisor the scheduler is a `ThreadTimers` of
+    the relay's own, so the re-lock happens on time even when the supervisor's loop is stalled; the
+    `on_locked` callback is then handed back to the loop through `notify` (loop.call_soon_threadsafe)
+    because it writes the event log. A lock guards the line and the pending timer, which the loop
+    and the timer thread both touch.
     """
 
-    def __init__(self, lines: Lines, scheduler: Scheduler, role: str = "door_relay") -> None:
+    def __init__(self, lines: Lines, scheduler: Scheduler, role: str = "door_relay",
+                 notify: Callable[[Callable[[], None]], object] | None = None,
+                 wall_clock: Callable[[], float] = time.time) -> None:
         self._lines = lines
         self._scheduler = scheduler
+        self._notify = notify or (lambda fn: fn())
+        self._wall_clock = wall_clock
         self.role = role
+        self._lock = threading.Lock()
         self._timer: TimerHandle | None = None
+        self.unlocked_at: float | None = None   # wall-clock time of the last unlock / re-lock
+        self.locked_at: float | None = None
         self.lock()
 
     @property
@@ -164,21 +177,33 @@ class Relay:
         return self._lines.get_value(self.role)
 
     def lock(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._lines.set_value(self.role, False)
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            self._lines.set_value(self.role, False)
+            self.locked_at = self._wall_clock()
 
-    def pulse(self, pulse_ms: int, on_locked: Callable[[], None] | None = None) -> None:
-        """Unlock now, re-lock after pulse_ms; `on_locked` runs after that re-lock (not if a
-        later pulse or lock() supersedes this one)."""
-        if self._timer is not None:
-            self._timer.cancel()
-        self._lines.set_value(self.role, True)
+    def pulse(self, pulse_ms: int, on_locked: Callable[[float], None] | None = None) -> float:
+        """Unlock now, re-lock after pulse_ms; returns the wall-clock time of the unlock.
+        `on_locked(locked_at)` runs (through `notify`) after that re-lock, not if a later pulse or
+        lock() supersedes this one."""
+        handle: TimerHandle | None = None
 
         def relock() -> None:
-            self._timer = None
-            self.lock()
+            with self._lock:
+                if self._timer is not handle:
+                    return              # superseded by a later pulse or lock()
+                self._timer = None
+                self._lines.set_value(self.role, False)
+                locked_at = self.locked_at = self._wall_clock()
             if on_locked:
-                on_locked()
-        self._timer = self._scheduler.call_later(pulse_ms / 1000, relock)
+                self._notify(lambda: on_locked(locked_at))
+
+        with self._lock:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._lines.set_value(self.role, True)
+            unlocked_at = self.unlocked_at = self._wall_clock()
+            handle = self._timer = self._scheduler.call_later(pulse_ms / 1000, relock)
+        return unlocked_at

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from daemon import hwconfig
 from daemon.intercom import Emit, Intercom, SipControl
 from hw.audio import AudioBridge
 from hw.backends import open_audio, open_lines
 from hw.gpio import Button, Led, Lines, Relay
-from hw.timers import Scheduler
+from hw.timers import Scheduler, ThreadTimers
 
 TOPIC_INPUT = "doorstation:Input"
 
@@ -32,6 +32,7 @@ class StationHardware:
     audio: AudioBridge
     intercom: Intercom
     emit: Emit
+    relay_timers: ThreadTimers | None = None   # the door guard's own thread, closed last
 
     def fileno(self) -> int:
         return self.lines.fileno()
@@ -52,23 +53,33 @@ class StationHardware:
         try:
             self.intercom.shutdown()
         finally:
+            if self.relay_timers is not None:
+                self.relay_timers.close()
             self.lines.close()
             self.audio.close()
 
 
 def build_station_hardware(state_dir: str | Path, *, sip: SipControl, scheduler: Scheduler,
-                           emit: Emit) -> StationHardware:
+                           emit: Emit, notify: Callable[[Callable[[], None]], object] | None = None,
+                           door_guard: bool = True) -> StationHardware:
     """Raises HwConfigError, GpioError (ChipNotFoundError, LineNotFoundError, LineBusyError) or
-    AudioDeviceError with a message fit for the log; nothing is left open on failure."""
+    AudioDeviceError with a message fit for the log; nothing is left open on failure.
+
+    With `door_guard` the relay re-locks on a thread of its own (ThreadTimers) and hands its
+    "locked" notice to the loop through `notify` (loop.call_soon_threadsafe): the door's safety
+    does not depend on the loop being responsive (docs/hardware.md "Door guard")."""
     cfg = hwconfig.load(state_dir)
     lines = open_lines(cfg.gpio)
+    relay_timers = ThreadTimers("door-guard") if door_guard else None
     try:
-        relay = Relay(lines, scheduler)          # lock first, before anything else can fail
+        relay = Relay(lines, relay_timers or scheduler, notify=notify)   # locked first
         audio = open_audio(cfg.audio)
     except BaseException:
+        if relay_timers is not None:
+            relay_timers.close()
         lines.close()
         raise
     intercom = Intercom(sip=sip, scheduler=scheduler, button=Button(lines), led=Led(lines, scheduler),
                         relay=relay, ringback=audio, emit=emit, button_cfg=cfg.button,
                         led_cfg=cfg.led, relay_cfg=cfg.relay)
-    return StationHardware(cfg, lines, audio, intercom, emit)
+    return StationHardware(cfg, lines, audio, intercom, emit, relay_timers)

@@ -81,7 +81,10 @@ def test_door_open_roles_pulse_and_relock(door_station):
     events, _ = events_after(st, after, until=lambda e: e["data"].get("Cause") == "PulseEnded")
     relay = [e["data"] for e in events if e["topic"] == "doorstation:Relay"]
     assert relay[0]["State"] == "Unlocked" and relay[0]["User"] == "admin"
-    assert relay[-1] == {"State": "Locked", "Cause": "PulseEnded"}
+    assert (relay[-1]["State"], relay[-1]["Cause"]) == ("Locked", "PulseEnded")
+    # the line's own times: re-locked by the relay's timer thread when the pulse ended
+    assert 300 <= relay[-1]["UnlockedMs"] < 300 + 250, relay
+    assert abs(relay[-1]["At"] - relay[0]["At"] - relay[-1]["UnlockedMs"] / 1000) < 0.001
     cli = doorstation("door", "open", state_dir=st.state_dir)
     assert cli.returncode == 0 and '"Relay": "Unlocked"' in cli.stdout
 

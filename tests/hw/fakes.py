@@ -60,7 +60,7 @@ class Rig:
         self.ringback = FakeRingback()
         self.events: list[tuple[str, dict]] = []
         self.led = Led(self.lines, self.timers)
-        self.relay = Relay(self.lines, self.timers)
+        self.relay = Relay(self.lines, self.timers, wall_clock=self.clock)
         self.intercom = Intercom(
             sip=self.sip, scheduler=self.timers, button=Button(self.lines), led=self.led,
             relay=self.relay, ringback=self.ringback, emit=lambda t, d: self.events.append((t, d)),

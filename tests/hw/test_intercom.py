@@ -117,8 +117,10 @@ def test_bound_dtmf_event_pulses_relay_and_relocks_after_pulse_ms():
     relay = rig.topics(TOPIC_RELAY)
     assert relay[0] == {"State": "Locked", "Cause": "Startup"}
     assert relay[1] == {"State": "Unlocked", "Cause": "DTMF", "DTMFEventId": "open", "CallId": "Out-1",
-                        "PulseMs": 3000}
-    assert relay[2] == {"State": "Locked", "Cause": "PulseEnded"}
+                        "PulseMs": 3000, "At": relay[1]["At"]}
+    assert relay[2] == {"State": "Locked", "Cause": "PulseEnded", "At": relay[2]["At"],
+                        "UnlockedMs": relay[2]["UnlockedMs"]}
+    assert 3000 <= relay[2]["UnlockedMs"] <= 3010     # the manual clock moves in 10 ms steps
 
 
 def test_unbound_dtmf_event_does_nothing():
@@ -169,7 +171,7 @@ def test_asyncio_scheduler_drives_relay_pulse():
         lines = SimLines(SIMULATED_GPIO.line_specs())
         relay = Relay(lines, AsyncioScheduler(asyncio.get_running_loop()))
         locked = asyncio.Event()
-        relay.pulse(50, on_locked=locked.set)
+        relay.pulse(50, on_locked=lambda at: locked.set())
         assert lines.get_value("door_relay") is True
         await asyncio.wait_for(locked.wait(), 5)
         return lines.get_value("door_relay")

@@ -1,5 +1,6 @@
 """build_station_hardware: the one call the supervisor makes, on simulated hardware."""
 import select
+import time
 
 import pytest
 
@@ -57,3 +58,32 @@ def test_bad_config_fails_with_the_key(tmp_path):
     with pytest.raises(HwConfigError) as e:
         build_station_hardware(tmp_path, sip=FakeSip(), scheduler=TimerQueue(), emit=lambda t, d: None)
     assert e.value.key == "relay.dtmf_events"
+
+
+def test_door_guard_relocks_while_the_loop_never_runs(tmp_path):
+    """The loop's timers are frozen (a manual clock nobody advances) and `notify` only queues: the
+    relay still re-locks on time, on its own thread; the "Locked" event waits for the loop."""
+    (tmp_path / "hardware.toml").write_text(
+        '[gpio]\nsimulated = true\n[gpio.call_button]\nline = "B"\n[gpio.call_led]\nline = "L"\n'
+        '[gpio.door_relay]\nline = "R"\npulse_ms = 200\n')
+    events, queued = [], []
+    hw = build_station_hardware(tmp_path, sip=FakeSip(), scheduler=TimerQueue(ManualClock()),
+                                emit=lambda t, d: events.append((t, d)), notify=queued.append)
+    try:
+        hw.intercom.start()
+        hw.intercom.door_open({"api": "admin"})
+        deadline = time.monotonic() + 5
+        while hw.lines.get_value("door_relay") and time.monotonic() < deadline:
+            time.sleep(0.005)
+        changes = hw.lines.outputs("door_relay")[-2:]
+        assert [c.active for c in changes] == [True, False]
+        held_ms = (changes[1].timestamp_ns - changes[0].timestamp_ns) / 1e6
+        assert 200 <= held_ms < 250, held_ms
+        assert [d["State"] for t, d in events if t == "doorstation:Relay"] == ["Locked", "Unlocked"]
+        assert len(queued) == 1
+        queued[0]()                            # the loop runs again: the event is logged
+        locked = events[-1][1]
+        assert (locked["State"], locked["Cause"]) == ("Locked", "PulseEnded")
+        assert 200 <= locked["UnlockedMs"] < 250
+    finally:
+        hw.close()
