@@ -1,6 +1,7 @@
 """The door station's call flow: button -> call, call state -> LED and ring-back, DTMF -> door relay.
 
-Pure logic. Everything is passed in: the SIP side (`sip.call(account_id, to) -> call_id`,
+Pure logic. Everything is passed in: the SIP side (`sip.call(account_id, to) -> call_id`, which
+answers without waiting for the SIP stack — a later failure comes back as `call_failed()` —, and
 `sip.hangup(call_id)`), the loop's timer scheduler, the LED and relay devices, a ring-back
 switch, and an event sink `emit(topic, data)`. All methods run on the supervisor's loop thread.
 
@@ -122,6 +123,12 @@ class Intercom:
             if state == CALLING and event.get("Direction") == "Outgoing":
                 self._outgoing.add(call_id)
         self._apply()
+
+    def call_failed(self, call_id: str, to: str, error: str) -> None:
+        """The SIP side could not place a call that sip.call() had already returned (it answers
+        without waiting for the engine): report it and forget the call."""
+        self._emit(TOPIC_CALL_FAILED, {"To": to, "Error": error, "CallId": call_id})
+        self.on_call_state(call_id, "Terminated", "Failed")
 
     def on_dtmf(self, event: dict[str, Any] | str, call_id: str | None = None) -> None:
         if not isinstance(event, dict):

@@ -1,8 +1,11 @@
 """The supervisor's live state: the SIP engine, VMS calls, call history, the event log, and the
 door (intercom). Implements daemon.commands.Runtime for the command handlers.
 
-Everything here runs on the supervisor's loop thread. The SIP engine calls `_on_engine_event` on
-its own thread; that only hands the event over with call_soon_threadsafe.
+Everything here runs on the supervisor's loop thread, and nothing here waits on the SIP engine:
+requests go to the engine as futures that the commands await (asyncio.wrap_future), configuration
+is applied in the background with its outcome reported as an event (`doorstation:SIP/Applied`) and
+in `status()`. The SIP engine calls `on_engine_event` on its own thread; that only hands the event
+over with call_soon_threadsafe.
 """
 from __future__ import annotations
 
@@ -17,12 +20,16 @@ from daemon.faults import action_failed, invalid_arg, not_found
 from daemon.sip import calls as callmodel
 from daemon.sip.recorder import load_call_history, save_finished_call
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
-                              DtmfMatched, EngineError)
+                              DtmfMatched, EngineError, EngineSuperseded)
 from daemon.store import Store
 
 VMS_CALL = "VMS_CALL"
 RELAY_BINDINGS_KEY = "relay_dtmf_events"
 EVENT_LOG_KEEP = 10000
+TOPIC_SIP_APPLIED = "doorstation:SIP/Applied"
+CALL_ANSWER_WAIT_S = 2.0      # Call waits this long for the INVITE; later failures come as events
+HANGUP_WAIT_S = 5.0
+SETTLE_WAIT_S = 2.0           # a status read waits this long for the configuration to be in force
 
 
 class RuntimeConfigError(Exception):
@@ -50,7 +57,10 @@ class StationRuntime:
         self.vms_calls: dict[str, callmodel.CallRecord] = {}
         self._vms_timers: dict[str, asyncio.TimerHandle] = {}
         self._vms_counter = 0
-        self._codecs: list[dict] | None = None
+        self._codecs: list[dict] = []
+        self._applying: asyncio.Future | None = None    # the newest configuration apply
+        self._apply_generation = 0
+        self.apply_status: dict = {"State": "NotApplied"}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -60,11 +70,13 @@ class StationRuntime:
             self._store_sip_port(sip_config, self.sip_port)
         self.history.load(load_call_history(self.store))
         self.engine.start()
-        try:
-            self._apply()
+        try:       # once, at start-up (the engine answers at once: it has nothing else to do yet)
+            self._codecs = self.engine.supported_codecs()
         except EngineError as e:
-            # Keep running: the API is how the owner fixes it (e.g. a SIP port another program holds).
-            self.log.error("the stored SIP configuration could not be applied: %s", e)
+            self.log.error("could not read the SIP stack's codecs: %s", e)
+        # A failure is reported and the station keeps running: the API is how the owner fixes it
+        # (e.g. a SIP port another program holds).
+        self._apply("startup")
         if self.hardware is not None:
             self.intercom.set_relay_events(self.relay_bindings()["Effective"])
             self.intercom.start()
@@ -112,47 +124,106 @@ class StationRuntime:
             codecs=codecs.current_list(self.store, self),
             bind_address=self.bind_address, **self.tls_files)
 
-    def _apply(self) -> None:
-        self.engine.apply(self.engine_config())
+    def _apply(self, what: str) -> None:
+        """Hand the stored configuration to the engine; never waits. The engine applies requests
+        in order (a later Call runs after this apply); the outcome arrives in _applied()."""
+        self._apply_generation += 1
+        generation = self._apply_generation
+        try:
+            future = asyncio.wrap_future(self.engine.apply_async(self.engine_config()), loop=self.loop)
+        except EngineError as e:                       # the engine is not running
+            self._report_apply(generation, what, str(e))
+            return
+        self._applying = future
+        self.apply_status = {"State": "Applying", "What": what, "Generation": generation}
+        future.add_done_callback(lambda f: self._applied(generation, what, f))
+
+    def _applied(self, generation: int, what: str, future: asyncio.Future) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()
+        if isinstance(error, EngineSuperseded):
+            return                                     # a newer apply reports for both
+        self._report_apply(generation, what, str(error) if error else "")
+
+    def _report_apply(self, generation: int, what: str, error: str) -> None:
+        if error:
+            self.log.error("could not apply %s: %s", what, error)
+        self.apply_status = {"State": "Failed" if error else "Applied", "What": what,
+                             "Generation": generation, **({"Error": error} if error else {})}
+        self._emit([Event(TOPIC_SIP_APPLIED, {"Source": "DoorStation"}, dict(self.apply_status))])
 
     def config_changed(self, what: str) -> None:
         if what == "vms":
             return  # read when a VMS call starts
         if what == "dtmf":
             self._refresh_relay_bindings()  # a removed DTMF event no longer opens the door
-        try:
-            self._apply()
-        except EngineError as e:
-            self.log.error("could not apply %s: %s", what, e)
-            raise action_failed(f"The configuration was saved but could not be applied: {e}") from e
+        self._apply(what)
+
+    async def config_settled(self) -> None:
+        """Wait (bounded, never blocking the loop) for the newest configuration apply."""
+        applying = self._applying
+        if applying is not None and not applying.done():
+            await asyncio.wait({applying}, timeout=SETTLE_WAIT_S)
 
     def supported_codecs(self) -> list[dict]:
-        if self._codecs is None:
-            self._codecs = self.engine.supported_codecs()
         return [dict(c) for c in self._codecs]
 
     # -- calls -------------------------------------------------------------------------------
-    def call(self, account_id: str | None, to: str) -> str:
+    def start_call(self, account_id: str | None, to: str) -> tuple[str, asyncio.Future | None]:
+        """The CallId at once, and the engine's answer to await (None for a VMS call)."""
         if to.strip().upper() == VMS_CALL:
-            return self._vms_call()
+            return self._vms_call(), None
         from daemon.commands import sip_config
         if not sip_config.load(self.store).get("SIPEnabled"):
             raise action_failed("SIP is disabled: enable it with SetSIPConfiguration first")
         try:
-            return self.engine.make_call(account_id, to)
+            call_id, future = self.engine.start_call(account_id, to)
         except EngineError as e:
             raise action_failed(f"Failed to initiate the call: {e}") from e
+        return call_id, asyncio.wrap_future(future, loop=self.loop)
 
-    def terminate_call(self, call_id: str) -> None:
+    async def call(self, account_id: str | None, to: str) -> str:
+        """axcall:Call. Answers once the INVITE is on its way; if the engine is slower than
+        CALL_ANSWER_WAIT_S, answers with the CallId anyway and a late failure is recorded as a
+        Failed call (events + history), so nothing is lost."""
+        call_id, placed = self.start_call(account_id, to)
+        if placed is None:
+            return call_id
+        done, _ = await asyncio.wait({placed}, timeout=CALL_ANSWER_WAIT_S)
+        if not done:
+            placed.add_done_callback(lambda f: self._late_call_failure(call_id, account_id, to, f))
+            return call_id
+        error = placed.exception()
+        if error is not None:
+            raise action_failed(f"Failed to initiate the call: {error}") from error
+        return call_id
+
+    def _late_call_failure(self, call_id: str, account_id: str | None, to: str, future: asyncio.Future) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is None:
+            return
+        self.log.warning("call %s to %s failed after Call answered: %s", call_id, to[:100], error)
+        record = callmodel.CallRecord(call_id=call_id, direction="Outgoing", account_id=account_id or "",
+                                      device_uri="", remote_uri=to, start_time=self.clock())
+        record.state, record.reason, record.stop_time = callmodel.TERMINATED, "Failed", self.clock()
+        self._call_transition(call_id, "Initiated", record.status())
+        self._call_transition(call_id, "Failed", record.status())
+        self._call_finished(record.status())
+
+    async def terminate_call(self, call_id: str) -> None:
         if call_id in self.vms_calls:
             self._vms_end(call_id, "Terminated")
             return
         try:
-            self.engine.hangup(call_id)
+            future = asyncio.wrap_future(self.engine.hangup_async(call_id), loop=self.loop)
+            await asyncio.wait_for(future, HANGUP_WAIT_S)
         except CallNotFound:
             raise not_found(f"There is no ongoing call with CallId {call_id}") from None
         except EngineError as e:
             raise action_failed(f"Failed to terminate the call: {e}") from e
+        except asyncio.TimeoutError:
+            raise action_failed("Failed to terminate the call: the SIP engine did not answer in time") from None
 
     def call_status(self, call_id: str) -> dict | None:
         if call_id in self.vms_calls:
@@ -261,6 +332,7 @@ class StationRuntime:
             "Calls": [s for s in self.call_statuses() if s.get("CallState") in ("Calling", "Active")],
             "Accounts": [self.engine.account_status(a["Id"]) for a in accounts],
             "Hardware": self.hardware.status() if self.hardware is not None else None,
+            "SIPConfiguration": dict(self.apply_status),
             "EngineHeartbeatAge": round(self.engine.heartbeat_age(), 3),
         }
 
@@ -295,22 +367,42 @@ class StationRuntime:
         self._refresh_relay_bindings()
         return self.relay_bindings()
 
+    def button_call_placed(self, call_id: str, to: str, future: asyncio.Future) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None and self.intercom is not None:
+            self.intercom.call_failed(call_id, to, f"{type(error).__name__}: {error}")
+
     def _refresh_relay_bindings(self) -> None:
         if self.intercom is not None:
             self.intercom.set_relay_events(self.relay_bindings()["Effective"])
 
 
 class _SipControl:
-    """What the intercom calls on a button press: the same paths as axcall:Call/TerminateCall."""
+    """What the intercom calls on a button press: the same paths as axcall:Call/TerminateCall,
+    without waiting: the CallId at once, a failure later through intercom.call_failed()."""
 
     def __init__(self, runtime_of: Callable[[], "StationRuntime"]):
         self._runtime_of = runtime_of
 
     def call(self, account_id: str | None, to: str) -> str:
-        return self._runtime_of().call(account_id, to)
+        runtime = self._runtime_of()
+        call_id, placed = runtime.start_call(account_id, to)
+        if placed is not None:
+            placed.add_done_callback(lambda f: runtime.button_call_placed(call_id, to, f))
+        return call_id
 
     def hangup(self, call_id: str) -> None:
-        self._runtime_of().terminate_call(call_id)
+        runtime = self._runtime_of()
+        if call_id in runtime.vms_calls:
+            runtime._vms_end(call_id, "Terminated")
+            return
+        try:
+            future = runtime.engine.hangup_async(call_id)
+        except EngineError as e:
+            runtime.log.warning("hanging up %s: %s", call_id, e)
+            return
+        future.add_done_callback(lambda f: None if f.cancelled() or f.exception() is None else
+                                 runtime.log.warning("hanging up %s: %s", call_id, f.exception()))
 
 
 def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, options: dict,

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from daemon import sdnotify
-from daemon.commands import Context, lookup, role_allows
+from daemon.commands import Context, invoke, lookup, role_allows
 from daemon.control.server import ControlServer
 from daemon.faults import VapixFault, action_failed, not_authorized
 from daemon.store import Store, StoreError
@@ -57,9 +57,10 @@ class Supervisor:
             "user.list": lambda args: users.list_users(self.store),
         }
 
-    def vapix(self, args: dict) -> dict:
+    async def vapix(self, args: dict) -> dict:
         """Run one axcall command. The API checked the role already; checking again keeps the
-        supervisor safe from any other client of the socket."""
+        supervisor safe from any other client of the socket. Commands that need the SIP engine
+        await it: other requests, the door and the event log go on meanwhile."""
         command = lookup(str(args.get("action", "")))
         role = args.get("role", "admin")
         if role not in ("viewer", "operator", "admin") or not role_allows(role, command.role):
@@ -68,7 +69,7 @@ class Supervisor:
         ctx = Context(store=self.store, runtime=self.runtime, lenient=bool(args.get("lenient")))
         try:
             # The spec's pseudocode passes some lists bare (SetDTMFEvents([...])): handlers accept them.
-            return command.handler(ctx, params if isinstance(params, (dict, list)) else {})
+            return await invoke(command, ctx, params if isinstance(params, (dict, list)) else {})
         except VapixFault:
             raise
         except Exception as e:  # a bug in a handler must not look like success or crash the loop

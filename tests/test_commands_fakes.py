@@ -2,11 +2,12 @@
 the Runtime protocol that records what the handlers asked of it. (No tests in here.)"""
 from __future__ import annotations
 
+import asyncio
 import itertools
 
 import pytest
 
-from daemon.commands import Context, load_all, lookup
+from daemon.commands import Context, invoke, load_all, lookup
 from daemon.faults import VapixFault
 from daemon.store import Store
 
@@ -34,6 +35,9 @@ class FakeRuntime:
     def config_changed(self, what: str) -> None:
         assert what in ("sip_configuration", "sip_accounts", "dtmf", "vms", "codecs")
         self.changed.append(what)
+
+    def config_settled(self) -> None:
+        return None
 
     def supported_codecs(self) -> list[dict]:
         return [dict(c) for c in SUPPORTED_CODECS]
@@ -70,7 +74,7 @@ class Station:
 
     def run(self, name: str, params=None, *, lenient: bool = False):
         ctx = Context(store=self.store, runtime=self.runtime, lenient=lenient)
-        return lookup(name).handler(ctx, {} if params is None else params)
+        return asyncio.run(invoke(lookup(name), ctx, {} if params is None else params))
 
     def fault(self, name: str, params=None, *, lenient: bool = False) -> VapixFault:
         with pytest.raises(VapixFault) as info:

@@ -2,13 +2,14 @@
 come out is a VapixFault (anything else would reach the client as an internal error)."""
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as s
 
-from daemon.commands import REGISTRY, Context, load_all
+from daemon.commands import REGISTRY, Context, invoke, load_all
 from daemon.faults import VapixFault
 from daemon.store import Store
 from tests.test_commands_fakes import FakeRuntime
@@ -128,7 +129,7 @@ def test_any_json_request_gives_a_result_or_a_vapix_fault(name, data, lenient):
         body = data.draw(params)
     ctx = Context(store=_store, runtime=_runtime, lenient=lenient)
     try:
-        result = REGISTRY[name].handler(ctx, body)
+        result = asyncio.run(invoke(REGISTRY[name], ctx, body))
     except VapixFault:
         return
     assert isinstance(result, dict)

@@ -1,14 +1,16 @@
 """The axcall:* commands: validation and behaviour, no HTTP and no sockets in here.
 
-Every command is a function `handler(ctx, params) -> dict` registered under its name without the
-`axcall:` prefix. Handlers run in the supervisor (the single writer), called with a Context that
+Every command is a function `handler(ctx, params) -> dict` (or a coroutine function, for the
+commands that wait on the SIP engine: they await it, the supervisor's loop never blocks) registered
+under its name without the `axcall:` prefix; `invoke()` runs either kind. Handlers run in the supervisor (the single writer), called with a Context that
 holds the store and the live runtime. They raise daemon.faults.VapixFault for every client-visible
 error; any other exception is a bug and is reported by the caller as env:Receiver/ter:Action.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
 from daemon.faults import unknown_action
 from daemon.store import Store
@@ -16,19 +18,28 @@ from daemon.store import Store
 ROLES = ("viewer", "operator", "admin")
 
 
+T = TypeVar("T")
+
+
 class Runtime(Protocol):
-    """What the commands need from the supervisor's live state (implemented in daemon/runtime.py)."""
+    """What the commands need from the supervisor's live state (implemented in daemon/runtime.py).
+    Methods that reach the SIP engine may return an awaitable instead of the value (see resolve())."""
 
     def config_changed(self, what: str) -> None:
-        """Apply stored configuration live. `what`: sip_configuration | sip_accounts | dtmf | vms | codecs."""
+        """Stored configuration changed: apply it live, without waiting for the SIP engine (the
+        outcome is reported as an event and in the status). `what`: sip_configuration |
+        sip_accounts | dtmf | vms | codecs."""
+
+    def config_settled(self) -> Awaitable[None] | None:
+        """Until the configuration applies queued so far are in force (bounded)."""
 
     def supported_codecs(self) -> list[dict]:
         """Codecs the SIP stack really offers: [{"Name": "PCMU", "SampleRate": 8000}, ...]."""
 
-    def call(self, account_id: str | None, to: str) -> str:
+    def call(self, account_id: str | None, to: str) -> Awaitable[str] | str:
         """Start a call, return its CallId."""
 
-    def terminate_call(self, call_id: str) -> None: ...
+    def terminate_call(self, call_id: str) -> Awaitable[None] | None: ...
 
     def call_status(self, call_id: str) -> dict | None: ...
 
@@ -66,6 +77,16 @@ def command(name: str, role: str) -> Callable:
         REGISTRY[name] = Command(name, role, handler)
         return handler
     return register
+
+
+async def resolve(value: Awaitable[T] | T) -> T:
+    """A runtime answer that may be awaitable (the supervisor's) or plain (unit tests' fakes)."""
+    return await value if inspect.isawaitable(value) else value  # type: ignore[return-value]
+
+
+async def invoke(command: Command, ctx: Context, params: Any) -> dict:
+    """Run a command's handler, awaiting it if it is a coroutine function."""
+    return await resolve(command.handler(ctx, params))
 
 
 def role_allows(user_role: str, needed: str) -> bool:

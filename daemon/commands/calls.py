@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 
-from daemon.commands import Context, command
+from daemon.commands import Context, command, resolve
 from daemon.commands import accounts as acc
 from daemon.commands import validate as v
 from daemon.faults import action_failed, not_found
@@ -22,7 +22,7 @@ MAX_URI = 1024
 
 
 @command("Call", role="operator")
-def call(ctx: Context, params: dict) -> dict:
+async def call(ctx: Context, params: dict) -> dict:
     request = v.as_object(params, "request")
     to = v.string(v.required(request, "To"), "To", lenient=ctx.lenient, max_len=MAX_URI, non_empty=True)
     account = v.first_present(request, ("SIPAccountId", "AccountId"), None)
@@ -30,7 +30,7 @@ def call(ctx: Context, params: dict) -> dict:
     if account_id is not None and to != VMS_CALL:
         if account_id not in {doc["Id"] for doc in acc.stored_accounts(ctx.store)}:
             raise not_found(f"No SIP account with SIPAccountId {account_id!r}")
-    call_id = ctx.runtime.call(account_id, to)
+    call_id = await resolve(ctx.runtime.call(account_id, to))
     if not isinstance(call_id, str) or not call_id:
         raise action_failed("Failed to initiate the call")
     return {"CallId": call_id}
@@ -41,11 +41,11 @@ def _call_id(ctx: Context, params) -> str:
 
 
 @command("TerminateCall", role="operator")
-def terminate_call(ctx: Context, params: dict) -> dict:
+async def terminate_call(ctx: Context, params: dict) -> dict:
     call_id = _call_id(ctx, params)
     if ctx.runtime.call_status(call_id) is None:
         raise not_found(f"No call with CallId {call_id!r}")
-    ctx.runtime.terminate_call(call_id)
+    await resolve(ctx.runtime.terminate_call(call_id))
     return {}
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 
-from daemon.commands import Context, command
+from daemon.commands import Context, command, resolve
 from daemon.commands import accounts as acc
 from daemon.commands import validate as v
 from daemon.faults import missing_arg, not_found
@@ -159,8 +159,9 @@ def remove_accounts(ctx: Context, ids: list[str]) -> None:
 # -- status (runtime) -----------------------------------------------------------------------------
 
 @command("GetSIPAccountStatus", role="viewer")
-def get_sip_account_status(ctx: Context, params: dict) -> dict:
+async def get_sip_account_status(ctx: Context, params: dict) -> dict:
     ident = v.single_id(params, ACCOUNT_ID_KEYS, "SIPAccountId", lenient=ctx.lenient)
+    await resolve(ctx.runtime.config_settled())     # a status read after a write shows the write
     known = {doc["Id"] for doc in acc.stored_accounts(ctx.store)}
     status = ctx.runtime.account_status(ident) if ident in known else None
     if status is None:
@@ -169,8 +170,9 @@ def get_sip_account_status(ctx: Context, params: dict) -> dict:
 
 
 @command("GetSIPAccountStatuses", role="viewer")
-def get_sip_account_statuses(ctx: Context, params: dict) -> dict:
+async def get_sip_account_statuses(ctx: Context, params: dict) -> dict:
     ids = v.id_list(params, ACCOUNT_ID_KEYS, "SIPAccountId", lenient=ctx.lenient)
+    await resolve(ctx.runtime.config_settled())
     statuses = []
     for doc in select(acc.stored_accounts(ctx.store), ids):
         status = ctx.runtime.account_status(doc["Id"])

@@ -1,9 +1,16 @@
 """The SIP engine: one thread owns the pjsua2 Endpoint and every Account and Call object.
 
 Other threads never touch pjsua2. They call the public methods below, which either read a
-lock-protected snapshot (statuses) or enqueue a function onto the engine thread and wait for its
-result with a timeout (EngineTimeout). The engine loop: `libHandleEvents(poll_ms)`, drain the
+lock-protected snapshot (statuses) or enqueue a function onto the engine thread and get a
+concurrent Future for its result: the supervisor's loop awaits it (asyncio.wrap_future), tests and
+tools may wait on it with a timeout (EngineTimeout). The engine loop: `libHandleEvents(timeout)`
+until SIP traffic, a pjsip timer or a wake-up (daemon/sip/waker.py) — up to a second when idle, a
+tenth of a second while calls, DTMF matchers or retries need our own timers — then drain the
 message queues, run timers (CallingTimeout, MaxCallDuration, DTMF inter-digit timeouts), heartbeat.
+
+Nothing here waits on a slow pjsip operation: a just-closed port that is not free yet is retried
+from the timers (REBIND_RETRY_S) while other requests are served; an account with calls is deleted
+once they are gone (or after ACCOUNT_DELETE_WAIT_S).
 
 See docs/sip.md for the integration surface and pjsua2-specific rules (object lifetimes, shutdown).
 """
@@ -12,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import gc
+import itertools
 import logging
 import queue
 import sys
@@ -28,14 +36,20 @@ from daemon.sip.calls import (ACTIVE, CALLING, TERMINATED, TERMINATING, CallHist
                               end_reason, new_call_id)
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
-                              DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineTimeout)
+                              DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineSuperseded,
+                              EngineTimeout)
 from daemon.sip.accounts import (AccountSlot, account_status, bound_transport, build_account_config,
                                  registrar_unreachable)
 from daemon.sip.uris import access_allows, parse_uri, with_transport
+from daemon.sip.waker import Waker, wake_address
 
 DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
 TRANSPORT_REBIND_WAIT = 8.0
+REBIND_RETRY_S = 0.1
+ACCOUNT_DELETE_WAIT_S = 1.0
+IDLE_POLL_MS = 1000        # nothing of ours is due: sleep until SIP traffic, a pjsip timer or a wake-up
+BUSY_POLL_MS = 100         # calls, DTMF matchers or retries: our own timers need a look this often
 STUN_RETRY_INTERVAL = 60
 # New calls per second. Every call registers two sockets (RTP, RTCP) with pjlib's select()
 # ioqueue, which holds each closed one for 500 ms before reuse. With pjlib's 64 slots (PyPI's wheel)
@@ -44,6 +58,25 @@ STUN_RETRY_INTERVAL = 60
 CALL_RATE_PER_SECOND = 8
 _TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
              "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6, "tls6": pj.PJSIP_TRANSPORT_TLS6}
+
+
+@dataclasses.dataclass
+class _Rebind:
+    """An apply waiting for SIP ports that a just-closed transport still holds."""
+    config: EngineConfig
+    future: concurrent.futures.Future
+    missing: list                    # (name, pj.TransportConfig) not open yet
+    deadline: float
+    next_try: float
+    last_error: str = ""
+
+
+@dataclasses.dataclass
+class _Doomed:
+    """A removed account whose pjsua object is deleted once its calls are gone."""
+    slot: AccountSlot
+    call_ids: list
+    deadline: float
 
 
 class SipEngine:
@@ -94,7 +127,10 @@ class SipEngine:
         self._stun_checking: tuple[str, ...] | None = None
         self._stun_retry_at: float | None = None
         self._nat_resync = False
-        self._counter = 0
+        self._ids = itertools.count(1)                   # CallId counter; next() is atomic, any thread
+        self._waker = Waker()
+        self._rebind: _Rebind | None = None
+        self._doomed: list[_Doomed] = []
         self._call_starts: list[float] = []              # monotonic times of recent new calls
 
     # ==== lifecycle (any thread) =================================================================
@@ -120,6 +156,7 @@ class SipEngine:
         if self._thread is None:
             return
         self._stopping.set()
+        self._waker.wake()
         self._thread.join(timeout)
         if self._thread.is_alive():
             self._log.error("SIP engine thread did not stop within %.1f s", timeout)
@@ -134,17 +171,39 @@ class SipEngine:
         return self._thread is not None and self._thread.is_alive() and not self._stopping.is_set()
 
     # ==== requests (any thread) ==================================================================
+    def apply_async(self, config: EngineConfig) -> concurrent.futures.Future:
+        """Apply a configuration; the Future completes when it is in force (or failed: EngineError;
+        replaced by a newer apply first: EngineSuperseded). Ports still held by a just-closed
+        transport are retried for up to TRANSPORT_REBIND_WAIT s without holding other requests."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._post(self._apply_request, (config, fut), fut, owns_future=True)
+        return fut
+
     def apply(self, config: EngineConfig, timeout: float = 15.0) -> None:
-        self._submit(self._apply, config, timeout=timeout)
+        self._wait(self.apply_async(config), timeout)
+
+    def supported_codecs_async(self) -> concurrent.futures.Future:
+        return self.submit(self._supported_codecs)
 
     def supported_codecs(self, timeout: float = DEFAULT_TIMEOUT) -> list[dict]:
-        return self._submit(self._supported_codecs, timeout=timeout)
+        return self._wait(self.supported_codecs_async(), timeout)
+
+    def start_call(self, account_id: str | None, to: str) -> tuple[str, concurrent.futures.Future]:
+        """The CallId now (any thread), and a Future that completes once the INVITE is on its way
+        (or fails with EngineError, the call then never existed)."""
+        call_id = new_call_id("Outgoing", next(self._ids))
+        return call_id, self.submit(self._make_call, call_id, account_id, to)
 
     def make_call(self, account_id: str | None, to: str, timeout: float = DEFAULT_TIMEOUT) -> str:
-        return self._submit(self._make_call, account_id, to, timeout=timeout)
+        call_id, fut = self.start_call(account_id, to)
+        self._wait(fut, timeout)
+        return call_id
+
+    def hangup_async(self, call_id: str) -> concurrent.futures.Future:
+        return self.submit(self._hangup, call_id)
 
     def hangup(self, call_id: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        self._submit(self._hangup, call_id, timeout=timeout)
+        self._wait(self.hangup_async(call_id), timeout)
 
     def send_dtmf(self, call_id: str, digits: str, method: str = "RFC2833",
                   timeout: float = DEFAULT_TIMEOUT) -> None:
@@ -184,18 +243,31 @@ class SipEngine:
         return dict(st) if st else {"SIPAccountId": account_id, "SIPURI": "", "IsDefault": acc.is_default,
                                     "RegURI": "", "Status": 0, "StatusText": "Does not register"}
 
-    def _submit(self, fn: Callable, *args: Any, timeout: float) -> Any:
+    def submit(self, fn: Callable, *args: Any) -> concurrent.futures.Future:
+        """Run fn(*args) on the engine thread; never blocks. Raises EngineNotRunning."""
+        fut: concurrent.futures.Future = concurrent.futures.Future()
+        self._post(fn, args, fut)
+        return fut
+
+    def _post(self, fn: Callable, args: tuple, fut: concurrent.futures.Future, owns_future: bool = False) -> None:
         if threading.get_ident() == self._owner_ident:
-            return fn(*args)     # called from an on_event handler on the engine thread
+            self._execute(fn, args, fut, owns_future)   # from an on_event handler on the engine thread
+            return
         if not self.running:
             raise EngineNotRunning("SIP engine is not running")
-        fut: concurrent.futures.Future = concurrent.futures.Future()
-        self._commands.put((fn, args, fut))
+        self._commands.put((fn, args, fut, owns_future))
+        self._waker.wake()
+
+    @staticmethod
+    def _wait(fut: concurrent.futures.Future, timeout: float) -> Any:
         try:
             return fut.result(timeout)
         except concurrent.futures.TimeoutError:
             fut.cancel()
             raise EngineTimeout(f"SIP engine did not answer within {timeout:.1f} s") from None
+
+    def _submit(self, fn: Callable, *args: Any, timeout: float) -> Any:
+        return self._wait(self.submit(fn, *args), timeout)
 
     # ==== the engine thread ======================================================================
     def _run(self, ready: concurrent.futures.Future) -> None:
@@ -216,28 +288,54 @@ class SipEngine:
 
     def _turn(self) -> None:
         self._heartbeat = time.monotonic()
+        timeout_ms = 0 if (self._commands.qsize() or self._inbox.qsize()) else self._poll_timeout_ms()
         try:
-            self._ep.libHandleEvents(self._poll_ms)
+            if self._waker.has_target:
+                self._ep.libHandleEvents(timeout_ms)     # a wake-up datagram ends the wait
+            else:
+                self._ep.libHandleEvents(0)
+                self._waker.wait(timeout_ms / 1000)
         except Exception:
             self._log.exception("libHandleEvents failed")
+        self._heartbeat = time.monotonic()
+        self._waker.rearm()
         self._drain_inbox()
         for _ in range(MAX_MSGS_PER_TURN):
             try:
-                fn, args, fut = self._commands.get_nowait()
+                fn, args, fut, owns_future = self._commands.get_nowait()
             except queue.Empty:
                 break
-            if not fut.set_running_or_notify_cancel():
-                continue
-            try:
-                fut.set_result(fn(*args))
-            except EngineError as e:
-                fut.set_exception(e)
-            except pj.Error as e:
-                fut.set_exception(EngineError(f"SIP stack error: {e.reason} ({e.status})"))
-            except Exception as e:
-                self._log.exception("engine command %s failed", getattr(fn, "__name__", fn))
-                fut.set_exception(EngineError(f"internal error: {e}"))
+            self._execute(fn, args, fut, owns_future)
         self._run_timers()
+
+    def _poll_timeout_ms(self) -> int:
+        """How long the engine may sleep: our own timers are the engine's calls, DTMF matchers,
+        retries and the STUN re-check; pjsip's own timers shorten the wait by themselves."""
+        if (self._calls or self._matchers or self._rebind or self._doomed or self._failovers
+                or self._nat_resync):
+            return BUSY_POLL_MS
+        if self._stun_retry_at is not None:
+            return max(0, min(IDLE_POLL_MS, int((self._stun_retry_at - self._clock()) * 1000) + 1))
+        return IDLE_POLL_MS
+
+    def _execute(self, fn: Callable, args: tuple, fut: concurrent.futures.Future, owns_future: bool) -> None:
+        if not fut.set_running_or_notify_cancel():
+            return
+        if owns_future:       # fn completes the Future itself, possibly later (an apply's retries)
+            fn(*args)
+            return
+        try:
+            fut.set_result(fn(*args))
+        except Exception as e:
+            fut.set_exception(self._engine_error(e, fn))
+
+    def _engine_error(self, e: Exception, fn: Any = None) -> EngineError:
+        if isinstance(e, EngineError):
+            return e
+        if isinstance(e, pj.Error):
+            return EngineError(f"SIP stack error: {e.reason} ({e.status})")
+        self._log.error("engine command %s failed", getattr(fn, "__name__", fn), exc_info=e)
+        return EngineError(f"internal error: {e}")
 
     def _create_endpoint(self) -> None:
         ep = cb.EngineEndpoint(self._sink, self._log)
@@ -264,6 +362,8 @@ class SipEngine:
                 self._log.exception("on_endpoint_ready hook failed")
 
     def _shutdown(self) -> None:
+        self._settle_rebind(EngineNotRunning("SIP engine stopped"))
+        self._fail_queued_commands()
         try:
             if self._ep is not None:
                 for call_id, rec in list(self._calls.items()):
@@ -273,7 +373,10 @@ class SipEngine:
                 self._pump_until(lambda: not self._pjcalls, 2.0)
                 for slot in self._accounts.values():
                     self._delete_account_object(slot)
+                for doomed in self._doomed:
+                    self._delete_account_object(doomed.slot)
                 self._accounts.clear()
+                self._doomed.clear()
         except Exception:
             self._log.exception("error while hanging up at shutdown")
         finally:
@@ -293,13 +396,24 @@ class SipEngine:
         self._ep = None
         self._log_writer = None
         self._transports.clear()
+        self._waker.close()
         gc.collect()
+
+    def _fail_queued_commands(self) -> None:
+        while True:
+            try:
+                _, _, fut, _ = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(EngineNotRunning("SIP engine stopped"))
 
     def _pump_until(self, done: Callable[[], bool], seconds: float) -> bool:
         deadline = time.monotonic() + seconds
         while not done() and time.monotonic() < deadline:
             self._heartbeat = time.monotonic()
             self._ep.libHandleEvents(self._poll_ms)
+            self._waker.rearm()
             self._drain_inbox()
         return done()
 
@@ -309,6 +423,7 @@ class SipEngine:
             self._handle(msg)
         else:
             self._inbox.put(msg)
+            self._waker.wake()
 
     def _drain_inbox(self) -> None:
         for _ in range(MAX_MSGS_PER_TURN):
@@ -342,13 +457,73 @@ class SipEngine:
             self._log.exception("on_event handler failed for %r", event)
 
     # ---- configuration ---------------------------------------------------------------------------
-    def _apply(self, new: EngineConfig) -> None:
+    def _apply_request(self, new: EngineConfig, fut: concurrent.futures.Future) -> None:
+        """Engine thread: apply `new` and complete `fut` now, or once the ports it needs are free."""
+        self._settle_rebind(EngineSuperseded("replaced by a newer configuration"))
+        try:
+            pending = self._apply(new)
+        except Exception as e:
+            fut.set_exception(self._engine_error(e, self._apply))
+            return
+        if pending is None:
+            fut.set_result(None)
+        else:
+            pending.future = fut
+            self._rebind = pending
+
+    def _settle_rebind(self, error: Exception | None) -> None:
+        rb, self._rebind = self._rebind, None
+        if rb is not None and not rb.future.done():
+            if error is None:
+                rb.future.set_result(None)
+            else:
+                rb.future.set_exception(error)
+
+    def _retry_rebind(self, now: float) -> None:
+        rb = self._rebind
+        if rb is None or now < rb.next_try:
+            return
+        still = []
+        for name, tc in rb.missing:
+            try:
+                self._transports[name] = self._ep.transportCreate(_TP_TYPES[name], tc)
+            except pj.Error as e:
+                still.append((name, tc))
+                rb.last_error = f"cannot open SIP {name} transport on port {tc.port}: {e.reason}"
+        rb.missing = still
+        if still and now < rb.deadline:
+            rb.next_try = now + REBIND_RETRY_S
+            return
+        if still:
+            self._log.error("%s (still in use after %.0f s)", rb.last_error, TRANSPORT_REBIND_WAIT)
+            self._settle_rebind(EngineError(rb.last_error))
+            return
+        self._rebind = None
+        self._transport_key = rb.config.transport_key()
+        self._update_waker()
+        try:
+            self._apply(rb.config)      # the transports match now: this adds the accounts
+        except Exception as e:
+            rb.future.set_exception(self._engine_error(e, self._apply))
+            return
+        self._log.info("SIP transports open after waiting for their ports")
+        rb.future.set_result(None)
+
+    def _apply(self, new: EngineConfig) -> "_Rebind | None":
+        """Bring pjsua in line with `new`. Returns a _Rebind when some ports were still held by a
+        just-closed transport: the accounts are then added by _retry_rebind once they are open."""
         old = self._config
         self._start_stun_check(new)
         if new.transport_key() != self._transport_key:
             for acc_id in list(self._accounts):
                 self._remove_account(acc_id)
-            self._rebind_transports(new)
+            missing = self._rebind_transports(new)
+            if missing:
+                self._config = new
+                self._publish_accounts()
+                now = time.monotonic()
+                return _Rebind(new, concurrent.futures.Future(), missing, now + TRANSPORT_REBIND_WAIT,
+                               now + REBIND_RETRY_S)
         wanted = {a.id: a for a in new.accounts} if new.sip_enabled else {}
         for acc_id in list(self._accounts):
             acc = wanted.get(acc_id)
@@ -365,6 +540,7 @@ class SipEngine:
         if new.codecs != old.codecs or not self._accounts_codecs_applied:
             self._apply_codecs(new.codecs)
         self._publish_accounts()
+        return None
 
     _accounts_codecs_applied = False
 
@@ -429,7 +605,20 @@ class SipEngine:
         self._stun_usable = servers
         self._nat_resync = True              # accounts modified (calls kept) from the loop
 
-    def _rebind_transports(self, cfg: EngineConfig) -> None:
+    def _update_waker(self) -> None:
+        tid = self._transports.get("udp", self._transports.get("udp6"))
+        target = None
+        if tid is not None:
+            try:
+                target = wake_address(self._ep.transportGetInfo(tid).localAddress)
+            except pj.Error:
+                target = None
+        self._waker.set_target(target)
+
+    def _rebind_transports(self, cfg: EngineConfig) -> list:
+        """Close every transport and open those `cfg` wants; returns [(name, TransportConfig)] of
+        the ones whose port is not free yet (retried by _retry_rebind)."""
+        self._waker.set_target(None)
         for name, tid in list(self._transports.items()):
             try:
                 self._ep.transportClose(tid)
@@ -439,7 +628,7 @@ class SipEngine:
         self._transport_key = ()
         self._listeners = families.Listeners(None, None)
         if not cfg.sip_enabled:
-            return
+            return []
         verify = any(a.verify_server_certificate for a in cfg.accounts if a.enabled)
         lst = families.listeners(cfg, families.pjsua2_has_ipv6() and families.host_has_ipv6())
         wanted = []
@@ -452,6 +641,10 @@ class SipEngine:
                               "scripts/build-pjsua2 builds one with IPv6")
         elif cfg.ipv6 and not families.host_has_ipv6():
             self._log.warning("this kernel has no IPv6 (ipv6.disable=1?): SIP over IPv4 only")
+        # A just-closed UDP transport keeps its port until its last transaction has ended (a BYE's
+        # client transaction lingers for T4 = 5 s after its answer): those are retried from the
+        # timers for up to TRANSPORT_REBIND_WAIT s, while the engine serves everything else.
+        missing = []
         for name, port, addr in wanted:
             tc = pj.TransportConfig()
             tc.port = port
@@ -462,24 +655,16 @@ class SipEngine:
                 tc.tlsConfig.privKeyFile = cfg.tls_key_file
                 tc.tlsConfig.CaListFile = cfg.tls_ca_file
                 tc.tlsConfig.verifyServer = verify
-            self._transports[name] = self._create_transport(name, tc)
-        self._listeners = lst
-        self._transport_key = cfg.transport_key()
-
-    def _create_transport(self, name: str, tc: "pj.TransportConfig") -> int:
-        # A just-closed UDP transport keeps its port until its last transaction has ended (a BYE's
-        # client transaction lingers for T4 = 5 s after its answer): retry, pumping, up to 8 s.
-        last: pj.Error | None = None
-        deadline = time.monotonic() + TRANSPORT_REBIND_WAIT
-        while True:
             try:
-                return self._ep.transportCreate(_TP_TYPES[name], tc)
+                self._transports[name] = self._ep.transportCreate(_TP_TYPES[name], tc)
             except pj.Error as e:
-                last = e
-            if time.monotonic() >= deadline:
-                break
-            self._pump_until(lambda: False, 0.1)
-        raise EngineError(f"cannot open SIP {name} transport on port {tc.port}: {last.reason if last else ''}")
+                self._log.info("SIP %s port %d not free yet (%s): retrying", name, port, e.reason)
+                missing.append((name, tc))
+        self._listeners = lst
+        self._update_waker()
+        if not missing:
+            self._transport_key = cfg.transport_key()
+        return missing
 
     def _local_host_port(self, transport: str) -> str:
         """`host:port` of a transport (`[v6]:port` for IPv6), falling back to the same family's UDP one."""
@@ -526,12 +711,24 @@ class SipEngine:
         for cid in mine:
             self._calls[cid].local_reason = self._calls[cid].local_reason or "Terminated"
             self._hangup_pj(cid, 0)
-        self._pump_until(lambda: not any(c in self._calls for c in mine), 1.0)
-        for cid in mine:
+        for cid in mine:             # our records end now; the pjsua calls end on their own
             if cid in self._calls:
                 self._finish(cid, self._calls[cid].last_status_code)
-        self._delete_account_object(slot)
         del self._accounts[acc_id]
+        pending = [cid for cid in mine if cid in self._pjcalls]
+        if pending:    # deleted once its calls are DISCONNECTED (a CANCEL waits for its 487)
+            self._doomed.append(_Doomed(slot, pending, time.monotonic() + ACCOUNT_DELETE_WAIT_S))
+        else:
+            self._delete_account_object(slot)
+
+    def _reap_doomed(self, now: float) -> None:
+        keep = []
+        for doomed in self._doomed:
+            if now < doomed.deadline and any(cid in self._pjcalls for cid in doomed.call_ids):
+                keep.append(doomed)
+            else:
+                self._delete_account_object(doomed.slot)
+        self._doomed = keep
 
     def _delete_account_object(self, slot: AccountSlot) -> None:
         if slot.pj_account is not None:
@@ -627,11 +824,12 @@ class SipEngine:
             self._publish_accounts()
 
     # ---- calls -----------------------------------------------------------------------------------
-    def _new_record(self, direction: str, account_id: str, device_uri: str, remote_uri: str) -> CallRecord:
-        self._counter += 1
-        return CallRecord(new_call_id(direction, self._counter), direction, account_id, device_uri, remote_uri)
+    def _new_record(self, direction: str, account_id: str, device_uri: str, remote_uri: str,
+                    call_id: str | None = None) -> CallRecord:
+        return CallRecord(call_id or new_call_id(direction, next(self._ids)), direction, account_id,
+                          device_uri, remote_uri)
 
-    def _make_call(self, account_id: str | None, to: str) -> str:
+    def _make_call(self, call_id: str, account_id: str | None, to: str) -> str:
         cfg = self._config
         if not cfg.sip_enabled:
             raise EngineError("SIP is disabled")
@@ -655,7 +853,7 @@ class SipEngine:
             self._check_family(acc, uri.host, to)
         dest = with_transport(to, acc.effective_transport)
         info_uri = slot.pj_account.getInfo().uri
-        rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to)
+        rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to, call_id)
         call = cb.EngineCall(slot.pj_account, rec.call_id, self._sink, self._log)
         self._call_starts.append(now)
         self._calls[rec.call_id] = rec
@@ -889,6 +1087,10 @@ class SipEngine:
     # ---- timers ---------------------------------------------------------------------------------
     def _run_timers(self) -> None:
         self._run_failovers()
+        mono = time.monotonic()
+        self._retry_rebind(mono)
+        if self._doomed:
+            self._reap_doomed(mono)
         now = self._clock()
         if self._nat_resync:
             self._nat_resync = False

@@ -20,6 +20,10 @@ class EngineNotRunning(EngineError):
     """start() was not called, or the engine has stopped."""
 
 
+class EngineSuperseded(EngineError):
+    """A configuration apply was replaced by a newer one before it completed."""
+
+
 class CallNotFound(EngineError):
     """No call in progress with that CallId."""
 
