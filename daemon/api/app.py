@@ -52,6 +52,7 @@ def get_app() -> falcon.App:
     timeout = float(os.environ.get("DOORSTATION_CONTROL_TIMEOUT", DEFAULT_CONTROL_TIMEOUT))
     # Imported here: none of these is needed by unit tests of the HTTP layer.
     from daemon.api.auth import make_authenticator
+    from daemon.api.axis import axis_routes
     from daemon.api.door import DoorBindingsResource, DoorOpenResource
     from daemon.api.events import EventsResource
     from daemon.control.client import ControlClient
@@ -59,4 +60,5 @@ def get_app() -> falcon.App:
     return create_app(control, make_authenticator(state_dir),
                       extra_routes={"/api/events": EventsResource(control),
                                     "/api/door/open": DoorOpenResource(control),
-                                    "/api/door/bindings": DoorBindingsResource(control)})
+                                    "/api/door/bindings": DoorBindingsResource(control),
+                                    **axis_routes(control, state_dir)})
