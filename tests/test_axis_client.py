@@ -36,7 +36,8 @@ line = "LIGHT"
 
 
 def axis(station: Station, user: tuple[str, str], *action: str) -> dict:
-    done = subprocess.run([str(AXIS_PYTHON), str(REPO / "tests" / "axis_client.py"), "127.0.0.1",
+    # -P: the script's directory (tests/) must not shadow the library's package name
+    done = subprocess.run([str(AXIS_PYTHON), "-P", str(REPO / "tests" / "axis_client.py"), "127.0.0.1",
                            str(station.http_port), user[0], user[1], *action],
                           capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -123,6 +124,31 @@ def test_open_on_relay_changes_nothing(station):
     assert axis(station, OPERATOR, "open", "1") == {"done": "open", "port": "1"}
     assert status(station)["Hardware"]["Relay"] == "Locked"
     assert relay_events(station)[before:] == []
+
+
+def supervisor_has_device_commands(station: Station) -> bool:
+    from daemon.control.client import ControlClient, ControlError
+    client = ControlClient(str(station.state_dir / "run" / "control.sock"))
+    try:
+        client.request("device.ports", {})
+        return True
+    except ControlError:
+        return False
+    finally:
+        client.close()
+
+
+def test_extra_output_through_axis(station):
+    if not supervisor_has_device_commands(station):
+        pytest.skip("this supervisor does not register daemon.device.control_handlers yet")
+    assert axis(station, OPERATOR, "close", "3") == {"done": "close", "port": "3"}
+    ports = axis(station, VIEWER, "initialize")["ports"]
+    assert [p["state"] for p in ports] == ["open", "open", "open", "closed"]
+    r = station.session(ADMIN).get(f"{station.url}/api/events", params={"after": 0, "limit": 1000}, timeout=30)
+    outputs = [e["data"] for e in r.json()["events"] if e["topic"] == "doorstation:Output"]
+    assert outputs[-1] == {"Output": "light", "Port": 3, "Active": True, "User": OPERATOR[0]}
+    assert axis(station, OPERATOR, "open", "3") == {"done": "open", "port": "3"}
+    assert [p["state"] for p in axis(station, VIEWER, "initialize")["ports"]][3] == "open"
 
 
 def test_wrong_password_learns_nothing(station):
