@@ -13,8 +13,13 @@ The call LED is not a port: the intercom drives it, a client toggling it would f
 Adding a line at the end of its table keeps every existing id; adding an input moves the extra
 outputs up by one (docs/axis.md says so).
 
+Port names default to "Call button", "Door relay" and the hardware.toml key of an extra line;
+an admin may rename a port (param.cgi / portmanagement.cgi). Names are stored in SQLite by the
+line's role, so they follow the line if its id moves.
+
 Supervisor side: `control_handlers(runtime, store)` returns the handlers for the control socket
-("device.ports", "device.output.set"); they run on the supervisor's loop thread like every command.
+("device.ports", "device.output.set", "device.port.names.set"); they run on the supervisor's loop
+thread like every command (the store's single writer).
 """
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ _FIXED_USAGE = {CALL_BUTTON: "Doorbell", DOOR_RELAY: "Door lock"}
 
 MAX_SEQUENCE_STEPS = 16
 MAX_STEP_MS = 60_000
+PORT_NAMES_KEY = "device_port_names"
+MAX_NAME = 64
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,15 @@ def port_to_wire(port: Port, active: bool | None) -> dict[str, Any]:
             "Usage": port.usage, "Active": active}
 
 
+def valid_name(name) -> str:
+    """A port name as param.cgi can show it on one `key=value` line: 1..64 printable characters,
+    no '='. Raises the VapixFault invalid_arg otherwise."""
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME \
+            or not name.isprintable() or "=" in name:
+        raise invalid_arg(f"A port name is 1 to {MAX_NAME} printable characters without '='")
+    return name.strip()
+
+
 def parse_sequence(steps) -> list[tuple[bool, int]]:
     """[{"Active": bool, "Ms": int}, ...] -> [(active, ms)], bounded in count and duration."""
     if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_SEQUENCE_STEPS:
@@ -83,16 +99,43 @@ class DevicePorts:
     An output sequence runs on the loop's scheduler; a new request for the same output cancels
     the rest of the previous one, so the last request wins and nothing piles up."""
 
-    def __init__(self, gpio: GpioConfig, lines, scheduler, emit: Callable[[str, dict], None]):
+    def __init__(self, gpio: GpioConfig, lines, scheduler, emit: Callable[[str, dict], None], store=None):
         self.ports = port_layout(gpio)
         self._by_id = {p.id: p for p in self.ports}
         self._lines = lines
         self._scheduler = scheduler
         self._emit = emit
+        self._store = store
         self._pending: dict[str, list] = {}   # role -> timer handles of a running sequence
 
+    def _names(self) -> dict[str, str]:
+        stored = (self._store.get_setting(PORT_NAMES_KEY) if self._store is not None else None) or {}
+        return {role: name for role, name in stored.items() if isinstance(name, str)}
+
     def read(self) -> dict:
-        return {"Ports": [port_to_wire(p, bool(self._lines.get_value(p.role))) for p in self.ports]}
+        names = self._names()
+        return {"Ports": [{**port_to_wire(p, bool(self._lines.get_value(p.role))),
+                           "Name": names.get(p.role, p.name)} for p in self.ports]}
+
+    def set_names(self, args: dict) -> dict:
+        """{"Names": {"<port id>": "name" or null (back to the default)}}; all or nothing."""
+        names = args.get("Names")
+        if not isinstance(names, dict) or not 1 <= len(names) <= len(self.ports):
+            raise invalid_arg("Names must map port ids to names")
+        if self._store is None:
+            raise action_failed("Port names cannot be stored")
+        stored = self._names()
+        for key, name in names.items():
+            port = self._by_id.get(int(key)) if isinstance(key, str) and key.isdigit() and len(key) < 5 else None
+            if port is None:
+                raise not_found(f"There is no port {str(key)[:8]!r}")
+            if name is None:
+                stored.pop(port.role, None)
+            else:
+                stored[port.role] = valid_name(name)
+        with self._store.transaction() as tx:
+            tx.put_setting(PORT_NAMES_KEY, stored)
+        return self.read()
 
     def set_output(self, args: dict) -> dict:
         port = self._output(args.get("Id"))
@@ -132,13 +175,15 @@ class DevicePorts:
 
 def control_handlers(runtime, store=None) -> dict[str, Callable[[dict], Any]]:
     """Handlers to register on the supervisor's control socket. `runtime` is the StationRuntime
-    (its hardware, or None without hardware); `store` is unused for now (port names may live there)."""
+    (its hardware, or None without hardware); `store` keeps the port names."""
     hardware = getattr(runtime, "hardware", None)
     if hardware is None:
         def no_hardware(args: dict) -> dict:
             raise action_failed("No hardware is configured")
-        return {"device.ports": no_hardware, "device.output.set": no_hardware}
+        return {"device.ports": no_hardware, "device.output.set": no_hardware,
+                "device.port.names.set": no_hardware}
     from hw.timers import AsyncioScheduler
     ports = DevicePorts(hardware.config.gpio, hardware.lines, AsyncioScheduler(runtime.loop),
-                        runtime.emit_hardware_event)
-    return {"device.ports": lambda args: ports.read(), "device.output.set": ports.set_output}
+                        runtime.emit_hardware_event, store)
+    return {"device.ports": lambda args: ports.read(), "device.output.set": ports.set_output,
+            "device.port.names.set": ports.set_names}

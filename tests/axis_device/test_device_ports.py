@@ -85,6 +85,32 @@ def test_refusals_touch_no_line(rig, args):
     assert rig.events == []
 
 
+def test_port_names_are_stored_by_role(tmp_path):
+    from daemon.store import Store
+    cfg = hwconfig.parse(DOC).gpio
+    lines = SimLines(cfg.line_specs())
+    store = Store.open(tmp_path)
+    try:
+        ports = DevicePorts(cfg, lines, TimerQueue(ManualClock()), lambda t, d: None, store)
+        read = ports.set_names({"Names": {"2": "Front contact", "1": "Gate"}})
+        assert [p["Name"] for p in read["Ports"]] == ["Call button", "Gate", "Front contact", "tamper", "light"]
+        # the name follows the line's role: with another input before it, door_contact moves to id 3
+        moved = hwconfig.parse({"gpio": {**DOC["gpio"], "inputs": {"bell2": {"line": "X"}, **DOC["gpio"]["inputs"]}}}).gpio
+        lines2 = SimLines(moved.line_specs())
+        again = DevicePorts(moved, lines2, TimerQueue(ManualClock()), lambda t, d: None, store).read()["Ports"]
+        assert (again[3]["Role"], again[3]["Name"]) == ("door_contact", "Front contact")
+        lines2.close()
+        assert ports.set_names({"Names": {"2": None}})["Ports"][2]["Name"] == "door_contact"
+        for bad in ({"Names": {"9": "x"}}, {"Names": {"2": "a=b"}}, {"Names": {"2": ""}}, {"Names": []},
+                    {"Names": {"2": "ok", "x": "y"}}, {"Names": {"2": "x" * 65}}):
+            with pytest.raises(VapixFault):
+                ports.set_names(bad)
+        assert [p["Name"] for p in ports.read()["Ports"]][1:3] == ["Gate", "door_contact"]
+    finally:
+        store.close()
+        lines.close()
+
+
 def test_control_handlers_on_a_real_loop():
     cfg = hwconfig.parse(DOC)
     lines = SimLines(cfg.gpio.line_specs())

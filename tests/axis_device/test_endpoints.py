@@ -34,6 +34,7 @@ class FakeControl:
     def __init__(self, device_commands: bool = True, down: bool = False):
         self.device_commands, self.down = device_commands, down
         self.active = {0: False, 1: False, 2: True, 3: False}
+        self.names: dict[int, str] = {}
         self.calls: list[tuple[str, dict]] = []
 
     def request(self, command, args=None, timeout=None):
@@ -47,7 +48,11 @@ class FakeControl:
             return {"Relay": "Unlocked", "PulseMs": 1500, "User": args["user"]}
         if command.startswith("device.") and self.device_commands:
             if command == "device.ports":
-                return {"Ports": [{"Id": i, "Active": a} for i, a in self.active.items()]}
+                return {"Ports": [{"Id": i, "Active": a, **({"Name": self.names[i]} if i in self.names else {})}
+                                  for i, a in self.active.items()]}
+            if command == "device.port.names.set":
+                self.names.update({int(k): v for k, v in args["Names"].items()})
+                return {}
             if command == "device.output.set":
                 return {"Id": args["Id"], "Steps": len(args["Sequence"])}
         raise ControlError(f"unknown control command {command!r}")
@@ -185,7 +190,7 @@ def test_param_list_everything_and_io_counts(client):
     assert {k.split(".")[1] for k in params} == {"Brand", "IOPort", "Input", "Output", "Properties"}
 
 
-def test_param_update_is_refused_the_axis_way(client):
+def test_param_update_of_a_read_only_parameter(client):
     r = client.simulate_get("/axis-cgi/param.cgi", query_string="action=update&Brand.ProdNbr=evil",
                             headers={"X-Role": "admin"})
     assert r.status_code == 200 and r.text == "# Error: Error setting 'root.Brand.ProdNbr' to 'evil'!\r\n"
@@ -251,7 +256,10 @@ def test_set_ports_refusals_change_nothing(client, control):
     cases = [([{"port": "0", "state": "closed"}], 2201, 200, "operator"),        # an input
              ([{"port": "9", "state": "closed"}], 2200, 200, "operator"),        # no such port
              ([{"port": "1", "state": "ajar"}], 2104, 200, "operator"),
-             ([{"port": "1", "name": "Front door"}], 2201, 200, "operator"),     # names are hardware.toml's
+             ([{"port": "1", "name": "Front door"}], 2105, 403, "operator"),     # renaming is admin's
+             ([{"port": "1", "usage": "Gate"}], 2201, 200, "admin"),             # usage is hardware.toml's
+             ([{"port": "1", "name": "a=b"}], 2104, 200, "admin"),
+             ([{"port": "1", "name": "x" * 65}], 2104, 200, "admin"),
              ([{"port": 1, "state": "closed"}], 2104, 200, "operator"),
              ([], 2103, 200, "operator"), ({"ports": "1"}, 2103, 200, "operator"),
              ([{"port": "1", "state": "closed"}] * 17, 2103, 200, "operator"),
@@ -261,7 +269,44 @@ def test_set_ports_refusals_change_nothing(client, control):
         r, doc = post_json(client, "/axis-cgi/io/portmanagement.cgi",
                            {"apiVersion": "1.0", "method": "setPorts", "params": params}, role=role)
         assert (r.status_code, doc["error"]["code"]) == (status, code), (params, doc)
-    assert "door.open" not in control.commands() and "device.output.set" not in control.commands()
+    assert not {"door.open", "device.output.set", "device.port.names.set"} & set(control.commands())
+
+
+def test_rename_a_port(client, control):
+    assert "data" in set_ports(client, [{"port": "1", "name": "Front door"}], role="admin")
+    assert control.calls[-1] == ("device.port.names.set", {"Names": {"1": "Front door"}})
+    assert get_ports(client)["data"]["items"][1]["name"] == "Front door"
+    params = parse_params(client.simulate_get("/axis-cgi/param.cgi", query_string="action=list&group=IOPort.I1").text)
+    assert params["root.IOPort.I1.Output.Name"] == "Front door"
+
+
+def test_param_update_renames_ports(client, control):
+    r = client.simulate_get("/axis-cgi/param.cgi", headers={"X-Role": "admin"},
+                            query_string="action=update&IOPort.I2.Input.Name=Door%20contact&root.IOPort.I3.Output.Name=Porch")
+    assert r.text == "OK\r\n"
+    assert control.calls[-1] == ("device.port.names.set", {"Names": {"2": "Door contact", "3": "Porch"}})
+    assert [i["name"] for i in get_ports(client)["data"]["items"]][2:] == ["Door contact", "Porch"]
+
+
+@pytest.mark.parametrize("query", [
+    "action=update&IOPort.I2.Output.Name=x",                       # port 2 is an input
+    "action=update&IOPort.I9.Input.Name=x",
+    "action=update&IOPort.I2.Input.Name=ok&Brand.ProdNbr=x",       # all or nothing
+    "action=update&IOPort.I2.Input.Name=a%3Db",
+    "action=update&IOPort.I2.Input.Name=",
+    "action=update&IOPort.I2.Input.Trig=open",
+])
+def test_param_update_refusals(client, control, query):
+    r = client.simulate_get("/axis-cgi/param.cgi", query_string=query, headers={"X-Role": "admin"})
+    assert r.text.startswith("# Error: Error setting 'root."), r.text
+    assert "device.port.names.set" not in control.commands()
+
+
+def test_rename_on_an_older_supervisor():
+    client = client_for(FakeControl(device_commands=False))
+    r = client.simulate_get("/axis-cgi/param.cgi", query_string="action=update&IOPort.I2.Input.Name=x")
+    assert r.text == "# Error: This supervisor cannot store port names yet\r\n"
+    assert set_ports(client, [{"port": "1", "name": "x"}], role="admin")["error"]["code"] == 2201
 
 
 def test_set_ports_on_extra_output(client, control):

@@ -6,14 +6,17 @@
 Groups: root.Brand, root.Properties, root.IOPort, root.Input, root.Output. A group (or parameter)
 the station does not have is answered the way Axis devices answer it, with HTTP 200 and a line
 `# Error: Error -1 getting param in group 'NAME'`, while the other groups of the request still come
-back. No parameter here is writable: the board identity is read from the board, and the ports are
-defined in hardware.toml, so every update is answered with Axis's error line (after the role check).
+back. The writable parameters are the port names, `IOPort.I<id>.Input.Name` (inputs) and
+`IOPort.I<id>.Output.Name` (outputs), stored by the supervisor; every other parameter is read-only
+(the identity is the board's, the rest of the ports hardware.toml's) and an update of it is
+answered with Axis's error line, changing nothing of the request.
 
 The arguments may come in the query string or in the body, whatever the body's Content-Type
 (PyPI `axis` sends form data labelled text/plain).
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 from urllib.parse import parse_qsl
 
@@ -21,12 +24,15 @@ import falcon
 
 from daemon.api.axis.identity import DeviceIdentity
 from daemon.api.axis.jsonapi import ApiError, read_body, require_role
-from daemon.api.axis.ports import StationPorts, circuit
+from daemon.api.axis.ports import PortError, StationPorts
+from daemon.device import valid_name
 from daemon.faults import VapixFault
 
 MAX_ARGS = 32
 MAX_QUERY = 8192
 MAX_GROUPS = 16
+IO_GROUPS = ("IOPort", "Input", "Output")
+_NAME_PARAM = re.compile(r"root\.IOPort\.I(\d{1,3})\.(Input|Output)\.Name")
 
 
 def _yes(flag: bool) -> str:
@@ -64,7 +70,7 @@ def properties_group(identity: DeviceIdentity) -> dict[str, str]:
 def io_groups(ports: StationPorts, pulse_ms: Callable[[], int]) -> dict[str, str]:
     """root.IOPort (one I<id> per port, as param.cgi numbers them), root.Input, root.Output."""
     params: dict[str, str] = {}
-    layout = ports.layout()
+    layout = [s.port for s in ports.states()]
     for port in layout:
         p = f"IOPort.I{port.id}"
         params[f"{p}.Configurable"] = "no"
@@ -92,9 +98,10 @@ class ParamCgiResource:
         self.ports = ports
         self.pulse_ms = pulse_ms
 
-    def all_params(self) -> dict[str, str]:
+    def all_params(self, with_io: bool = True) -> dict[str, str]:
+        """Every parameter; the I/O groups (which ask the supervisor) only when `with_io`."""
         identity = self.identity()
-        return {**brand_group(identity), **io_groups(self.ports, self.pulse_ms),
+        return {**brand_group(identity), **(io_groups(self.ports, self.pulse_ms) if with_io else {}),
                 **properties_group(identity)}
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -135,11 +142,11 @@ class ParamCgiResource:
             self._text(resp, [f"# Error: {str(fault.reason)[:200]}"], 503 if fault.http_status == 503 else 200)
 
     def _list(self, groups: str) -> list[str]:
-        params = self.all_params()
         wanted = [g.strip() for g in groups.split(",") if g.strip()][:MAX_GROUPS] if groups else [""]
+        names = [g[5:] if g.startswith("root.") else ("" if g == "root" else g) for g in wanted]
+        params = self.all_params(with_io=any(not n or n.split(".")[0] in IO_GROUPS for n in names))
         lines: list[str] = []
-        for group in wanted:
-            name = group[5:] if group.startswith("root.") else ("" if group == "root" else group)
+        for group, name in zip(wanted, names):
             hits = [k for k in params if not name or k == name or k.startswith(name + ".")]
             if not hits:
                 lines.append(f"# Error: Error -1 getting param in group '{_clean(group)}'")
@@ -147,11 +154,26 @@ class ParamCgiResource:
         return lines
 
     def _update(self, pairs: list[tuple[str, str]]) -> list[str]:
+        """Port names only; the whole request is refused at its first parameter that is not one."""
         if not pairs:
             return ["# Error: no parameter to update"]
-        name, value = pairs[0]
-        name = name if name.startswith("root.") else "root." + name
-        return [f"# Error: Error setting '{_clean(name)}' to '{_clean(value)}'!"]
+        layout = {p.id: p for p in self.ports.layout()}
+        names: dict[int, str] = {}
+        for name, value in pairs:
+            full = name if name.startswith("root.") else "root." + name
+            m = _NAME_PARAM.fullmatch(full)
+            port = layout.get(int(m.group(1))) if m else None
+            try:
+                if port is None or port.direction != m.group(2).lower():
+                    raise ValueError(full)
+                names[port.id] = valid_name(value)
+            except (ValueError, VapixFault):
+                return [f"# Error: Error setting '{_clean(full)}' to '{_clean(value)}'!"]
+        try:
+            self.ports.rename(names)
+        except PortError as e:
+            return [f"# Error: {e}"]
+        return ["OK"]
 
     @staticmethod
     def _text(resp: falcon.Response, lines: list[str], status: int = 200) -> None:

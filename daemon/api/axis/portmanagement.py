@@ -2,8 +2,9 @@
 
     getPorts           viewer     every port: port, configurable, usage, name, direction, state, normalState
     setPorts           operator   [{"port": "1", "state": "closed"}] (a bare list, as PyPI `axis`
-                                  sends it, or {"ports": [...]}); only `state` changes anything:
-                                  names, usage, direction and normalState are fixed by hardware.toml
+                                  sends it, or {"ports": [...]}); `state` drives an output, `name`
+                                  renames a port (admin); usage, direction and normalState are
+                                  fixed by hardware.toml
     setStateSequence   operator   {"port": "1", "sequence": [{"state": "closed", "time": 3000}, ...]}
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from daemon.api.axis import jsonapi
 from daemon.api.axis.jsonapi import INVALID_PARAMETER, MISSING_PARAMETER, ApiError, JsonApiResource, JsonRequest
 from daemon.api.axis.ports import CLOSED, OPEN, PortError, StationPorts, circuit
-from daemon.device import MAX_SEQUENCE_STEPS, MAX_STEP_MS
+from daemon.device import MAX_SEQUENCE_STEPS, MAX_STEP_MS, valid_name
 from daemon.faults import VapixFault
 
 VERSIONS = ["1.0"]
@@ -66,20 +67,33 @@ def make_resource(ports: StationPorts) -> JsonApiResource:
         entries = params.get("ports") if isinstance(params, dict) else params
         if not isinstance(entries, list) or not 1 <= len(entries) <= MAX_PORTS_PER_REQUEST:
             raise ApiError(MISSING_PARAMETER, f"params must list 1 to {MAX_PORTS_PER_REQUEST} ports")
-        plan = []
+        plan, names = [], {}
         for i, entry in enumerate(entries):                # validate everything before acting
             if not isinstance(entry, dict):
                 raise ApiError(INVALID_PARAMETER, f"ports[{i}] must be an object")
             port = _find(ports, entry.get("port"))
-            for key in ("usage", "direction", "name", "normalState"):
+            for key in ("usage", "direction", "normalState"):
                 if key in entry and entry[key] != {"usage": port.usage, "direction": port.direction,
-                                                    "name": port.name, "normalState": OPEN}[key]:
+                                                    "normalState": OPEN}[key]:
                     raise ApiError(PORT_NOT_SETTABLE,
                                    f"port {port.id}: {key} is fixed by the hardware configuration")
+            if "name" in entry:
+                jsonapi.require_role(user, "admin")
+                try:
+                    names[port.id] = valid_name(entry["name"])
+                except VapixFault as fault:
+                    raise ApiError(INVALID_PARAMETER, f"ports[{i}]: {fault.reason}") from None
             if "state" in entry:
                 if port.direction != "output":
                     raise ApiError(PORT_NOT_SETTABLE, f"port {port.id} ({port.name}) is an input")
                 plan.append((port, _state(entry["state"], f"ports[{i}]")))
+        if names:
+            try:
+                ports.rename(names)
+            except PortError as e:
+                raise ApiError(PORT_NOT_SETTABLE, str(e)) from None
+            except VapixFault as fault:
+                raise ApiError(SERVICE_ERROR, str(fault.reason)[:200], fault.http_status) from None
         for port, active in plan:
             _drive(ports, port, active, user)
         return {}

@@ -1,9 +1,9 @@
 """The station's I/O ports for the Axis endpoints (API side): what they are, their states, and
 driving the outputs.
 
-Ids and names come from daemon.device.port_layout (hardware.toml). States come from the
+Ids come from daemon.device.port_layout (hardware.toml). States and names come from the
 supervisor: its "device.ports" command when it has one, otherwise "status" (which knows the
-button and the relay; the extra lines are then reported by their configured resting state).
+button and the relay; the extra lines then read as inactive, names are the defaults).
 
 Driving:
 - the door relay: activating it ("closed") is a door opening through the door policy, exactly as
@@ -14,7 +14,7 @@ Driving:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from daemon.control.client import ControlError
@@ -62,8 +62,14 @@ class StationPorts:
             data = self.control.request("device.ports", {})
         except ControlError:
             return self._states_from_status(layout)
-        active = {p.get("Id"): p.get("Active") for p in (data or {}).get("Ports", []) if isinstance(p, dict)}
-        return [PortState(p, active.get(p.id) if isinstance(active.get(p.id), bool) else None) for p in layout]
+        reported = {p.get("Id"): p for p in (data or {}).get("Ports", []) if isinstance(p, dict)}
+        states = []
+        for port in layout:
+            r = reported.get(port.id, {})
+            name = r.get("Name") if isinstance(r.get("Name"), str) and r.get("Name") else port.name
+            states.append(PortState(replace(port, name=name),
+                                    r.get("Active") if isinstance(r.get("Active"), bool) else None))
+        return states
 
     def _states_from_status(self, layout: list[Port]) -> list[PortState]:
         hardware = (self.control.request("status", {}) or {}).get("Hardware") or {}
@@ -71,6 +77,13 @@ class StationPorts:
                  DOOR_RELAY: hardware.get("Relay") == "Unlocked" if "Relay" in hardware else None}
         return [PortState(p, known.get(p.role) if isinstance(known.get(p.role), bool) else None)
                 for p in layout]
+
+    def rename(self, names: dict[int, str]) -> None:
+        """Store port names ({id: name}) in the supervisor, all or nothing."""
+        try:
+            self.control.request("device.port.names.set", {"Names": {str(i): n for i, n in names.items()}})
+        except ControlError:
+            raise PortError("This supervisor cannot store port names yet") from None
 
     def activate(self, port: Port, active: bool, user: str, sequence_ms: list[tuple[bool, int]] | None = None) -> dict:
         """Drive an output. The relay opens the door when asked to be active (see module doc)."""
