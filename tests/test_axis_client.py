@@ -10,7 +10,6 @@ import time
 from importlib import metadata
 
 import pytest
-import requests
 
 from tests.harness import ADMIN, OPERATOR, REPO, VIEWER, Station, doorstation
 
@@ -124,43 +123,6 @@ def test_open_on_relay_changes_nothing(station):
     assert axis(station, OPERATOR, "open", "1") == {"done": "open", "port": "1"}
     assert status(station)["Hardware"]["Relay"] == "Locked"
     assert relay_events(station)[before:] == []
-
-
-def supervisor_has_device_commands(station: Station) -> bool:
-    from daemon.control.client import ControlClient, ControlError
-    client = ControlClient(str(station.state_dir / "run" / "control.sock"))
-    try:
-        client.request("device.ports", {})
-        return True
-    except ControlError:
-        return False
-    finally:
-        client.close()
-
-
-def test_extra_output_through_axis(station):
-    if not supervisor_has_device_commands(station):
-        pytest.skip("this supervisor does not register daemon.device.control_handlers yet")
-    assert axis(station, OPERATOR, "close", "3") == {"done": "close", "port": "3"}
-    ports = axis(station, VIEWER, "initialize")["ports"]
-    assert [p["state"] for p in ports] == ["open", "open", "open", "closed"]
-    r = station.session(ADMIN).get(f"{station.url}/api/events", params={"after": 0, "limit": 1000}, timeout=30)
-    outputs = [e["data"] for e in r.json()["events"] if e["topic"] == "doorstation:Output"]
-    assert outputs[-1] == {"Output": "light", "Port": 3, "Active": True, "User": OPERATOR[0]}
-    assert axis(station, OPERATOR, "open", "3") == {"done": "open", "port": "3"}
-    assert [p["state"] for p in axis(station, VIEWER, "initialize")["ports"]][3] == "open"
-
-
-def test_port_names_set_by_an_admin(station):
-    if not supervisor_has_device_commands(station):
-        pytest.skip("this supervisor does not register daemon.device.control_handlers yet")
-    r = station.session(ADMIN).get(f"{station.url}/axis-cgi/param.cgi",
-                                   params={"action": "update", "IOPort.I2.Input.Name": "Door contact"}, timeout=30)
-    assert r.text == "OK\r\n"
-    assert axis(station, VIEWER, "initialize")["ports"][2]["name"] == "Door contact"
-    r = station.session(OPERATOR).get(f"{station.url}/axis-cgi/param.cgi",
-                                      params={"action": "update", "IOPort.I2.Input.Name": "x"}, timeout=30)
-    assert r.status_code == 403
 
 
 def supervisor_has_device_commands(station: Station) -> bool:

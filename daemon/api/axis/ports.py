@@ -18,8 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Callable
 
 from daemon.control.client import ControlError
-from daemon.device import DOOR_RELAY, INPUT, OUTPUT, Port, port_layout
-from daemon.faults import VapixFault
+from daemon.device import DOOR_RELAY, OUTPUT, Port, port_layout
 from daemon.hwconfig import GpioConfig
 
 OPEN, CLOSED = "open", "closed"     # Axis circuit states; "closed" = active for every port here
@@ -106,10 +105,3 @@ class StationPorts:
 def circuit(active: bool | None) -> str:
     """Axis state of a port (normally open: active = closed circuit); unknown reads as the rest state."""
     return CLOSED if active else OPEN
-
-
-def fault_message(fault: VapixFault) -> str:
-    return str(fault.reason)[:200]
-
-
-__all__ = ["StationPorts", "PortState", "PortError", "circuit", "OPEN", "CLOSED", "INPUT", "OUTPUT"]
