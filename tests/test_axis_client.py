@@ -8,6 +8,7 @@ import re
 import subprocess
 import time
 from importlib import metadata
+from pathlib import Path
 
 import pytest
 
@@ -75,6 +76,9 @@ def test_initialize_shows_identity_and_ports(station):
     props = info["data"]["propertyList"]
     assert re.fullmatch(r"[0-9A-F]{12}", learnt["serial_number"]), learnt
     assert learnt["serial_number"] == props["SerialNumber"]
+    eth0 = Path("/sys/class/net/eth0/address")
+    if eth0.exists():   # the station reads the same host's interface: its MAC is the serial
+        assert learnt["serial_number"] == eth0.read_text().strip().replace(":", "").upper()
     assert learnt["product_number"] == "doorstation" == props["ProdNbr"]
     assert learnt["product_type"] == props["ProdType"]
     assert learnt["firmware_version"] == metadata.version("doorstation")
