@@ -41,7 +41,7 @@ class Supervisor:
         self.server = ControlServer(str(socket_path), self._handlers(), log)
 
     def _handlers(self) -> dict:
-        from daemon import users
+        from daemon import device, users
         return {
             "ping": lambda args: {"pid": os.getpid()},
             "vapix": self.vapix,
@@ -55,6 +55,7 @@ class Supervisor:
                                                      replace=bool(args.get("replace"))), {})[1],
             "user.remove": lambda args: (users.remove_user(self.store, args["name"]), {})[1],
             "user.list": lambda args: users.list_users(self.store),
+            **device.control_handlers(self.runtime, self.store),
         }
 
     async def vapix(self, args: dict) -> dict:

@@ -58,8 +58,7 @@ def status(station: Station) -> dict:
 
 @pytest.fixture(scope="module")
 def station(tmp_path_factory):
-    if not AXIS_PYTHON.exists():
-        pytest.skip("no .venv-axis: scripts/test creates it (pip install axis==60)")
+    assert AXIS_PYTHON.exists(), "no .venv-axis: run scripts/test once (it installs axis==60 there)"
     state = tmp_path_factory.mktemp("axis") / "state"
     state.mkdir()
     (state / "hardware.toml").write_text(HARDWARE)
@@ -129,21 +128,7 @@ def test_open_on_relay_changes_nothing(station):
     assert relay_events(station)[before:] == []
 
 
-def supervisor_has_device_commands(station: Station) -> bool:
-    from daemon.control.client import ControlClient, ControlError
-    client = ControlClient(str(station.state_dir / "run" / "control.sock"))
-    try:
-        client.request("device.ports", {})
-        return True
-    except ControlError:
-        return False
-    finally:
-        client.close()
-
-
 def test_extra_output_through_axis(station):
-    if not supervisor_has_device_commands(station):
-        pytest.skip("this supervisor does not register daemon.device.control_handlers yet")
     assert axis(station, OPERATOR, "close", "3") == {"done": "close", "port": "3"}
     ports = axis(station, VIEWER, "initialize")["ports"]
     assert [p["state"] for p in ports] == ["open", "open", "open", "closed"]
@@ -155,8 +140,6 @@ def test_extra_output_through_axis(station):
 
 
 def test_port_names_set_by_an_admin(station):
-    if not supervisor_has_device_commands(station):
-        pytest.skip("this supervisor does not register daemon.device.control_handlers yet")
     r = station.session(ADMIN).get(f"{station.url}/axis-cgi/param.cgi",
                                    params={"action": "update", "IOPort.I2.Input.Name": "Door contact"}, timeout=30)
     assert r.text == "OK\r\n"
