@@ -277,7 +277,9 @@ def memory(st: Station, bob: Baresip, idle_agent: Agent, cycles: int, idle_rss: 
         session.post(f"{st.url}/vapix/call", json={"axcall:TerminateCall": {"CallId": cid}}, timeout=10)
         wait_until(lambda: call_status(st, cid)["CallState"] == "Terminated", 10.0, "Terminated", step=0.02)
         time.sleep(0.13)            # at most 8 new calls per second
-        if i in (9, cycles - 1):
+        if i == min(9, cycles - 1):         # with fewer than 10 cycles both samples are the last
+            samples.append(rss_mib(sup))
+        if i == cycles - 1:
             samples.append(rss_mib(sup))
         if (i + 1) % 100 == 0:
             series.append(rss_mib(sup))
@@ -288,7 +290,7 @@ def memory(st: Station, bob: Baresip, idle_agent: Agent, cycles: int, idle_rss: 
     print(f"  supervisor idle (SIP on, no call yet)      {idle_rss:7.1f}")
     print(f"  supervisor with one call active            {with_call:7.1f}   (+{with_call - idle_rss:.1f})")
     print(f"  supervisor after that call                 {after_first:7.1f}")
-    print(f"  supervisor after 10 / {cycles} call+hang-up cycles {samples[0]:7.1f} / {samples[1]:.1f}; "
+    print(f"  supervisor after {min(10, cycles)} / {cycles} call+hang-up cycles {samples[0]:7.1f} / {samples[1]:.1f}; "
           f"1 s later {end:.1f}")
     print(f"  growth over cycles 10..{cycles}: {samples[1] - samples[0]:+.1f} MiB "
           f"({(samples[1] - samples[0]) * 1024 / max(1, cycles - 10):+.1f} KiB/call); "
@@ -306,7 +308,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--dtmf", type=int, default=30)
-    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--cycles", type=lambda v: max(1, int(v)), default=100,
+                        help="call/hang-up cycles for the memory figures (at least 1)")
     parser.add_argument("--idle", type=float, default=30.0)
     args = parser.parse_args()
     if os.geteuid() != 0:

@@ -428,6 +428,7 @@ def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, opti
                        # the port exists before the first call, so ring-back can play at once
                        on_endpoint_ready=audio.open_port,
                        media_end_hook=lambda call_id: audio.detach() if audio.call_id == call_id else None)
+    audio.run_on_engine = engine.submit      # ring-back's clock is switched on the engine thread
     runtime = StationRuntime(store, engine, loop, log, events_appended, sip_port=options.get("sip_port"),
                              bind_address=options.get("sip_bind") or "", hardware=hardware,
                              tls_files=station_tls_files(state_dir, log))

@@ -13,6 +13,16 @@ Layers, bottom up:
 - `PjAudioPort`: the `pj.AudioMediaPort` subclass that forwards the two callbacks to the bridge,
   with a fast path for frame.buf (see `fast_bytes`). `AudioBridge.open_port()/attach()/detach()`
   are the SIP engine's hooks (engine thread only).
+
+A clock only while something plays or records. pjmedia's conference bridge is clocked by the null
+sound device, which pjsua opens on any connection in the bridge and closes after
+`sndAutoCloseTime` (1 s) without one (pjsua_aud.c; the engine arms that check at start-up). A call
+attached to the port is such a connection; ring-back without a call connects the null device's
+capture side to the port for as long as it plays. While the clock runs, the bridge calls every
+port's put_frame on every 20 ms tick, connected or not (measured: 25 calls in 0.5 s), so the port's
+callback also returns at once while the bridge is not `active`. Ring-back is switched from the
+supervisor's loop (`start()`/`stop()`); the connection is made on the SIP engine's thread through
+`run_on_engine` (pjsua2 is only touched there).
 """
 from __future__ import annotations
 
@@ -21,7 +31,7 @@ import ctypes
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 SAMPLE_BYTES = 2            # S16_LE mono
 FRAME_MS = 20               # pjsua2 ptime; one callback per frame
@@ -195,15 +205,53 @@ class AudioBridge:
         self._port: Any = None
         self._port_name = ""
         self._attached: Any = None
+        self._clocked = False           # null capture -> port connected for ring-back (engine thread)
         self.call_id: str | None = None   # the call the bridge is attached to (informational)
+        # How to run a function on the SIP engine's thread (the wiring sets it to the engine's
+        # submit); None runs it at once, for callers already on that thread (tests).
+        self.run_on_engine: Callable[[Callable[[], None]], object] | None = None
+
+    @property
+    def active(self) -> bool:
+        """A call is attached or ring-back plays: the media clock's frames are worked on."""
+        return self.ringback_active or self._attached is not None
 
     # ring-back switch (daemon.intercom.Ringback protocol)
     def start(self) -> None:
         self._ringback.reset()
         self.ringback_active = True
+        self._clock_on_engine()
 
     def stop(self) -> None:
         self.ringback_active = False
+        self._clock_on_engine()
+
+    def _clock_on_engine(self) -> None:
+        if self.run_on_engine is None:
+            self._sync_clock()
+            return
+        try:
+            self.run_on_engine(self._sync_clock)
+        except Exception as e:          # the engine is not running: nothing can be clocked
+            self.last_error = f"ring-back switch: {e}"
+
+    def _sync_clock(self) -> None:
+        """Engine thread: the null device's capture side feeds the port while ring-back plays,
+        which keeps the bridge's clock running; the disconnect lets pjsua close it again."""
+        want = self.ringback_active and self._port is not None
+        if want == self._clocked:
+            return
+        import pjsua2 as pj
+        try:
+            capture = pj.Endpoint.instance().audDevManager().getCaptureDevMedia()
+            if want:
+                capture.startTransmit(self._port)
+            else:
+                capture.stopTransmit(self._port)
+            self._clocked = want
+        except Exception as e:          # pj.Error: the endpoint is going away
+            self.last_error = f"clock: {e}"
+            self._clocked = False
 
     # -- media clock thread: keep these short and non-blocking --
     def frame_for_call(self) -> bytes:
@@ -244,7 +292,7 @@ class AudioBridge:
     def stats(self) -> dict[str, Any]:
         s = {"mic": self.mic.stats(), "speaker": self.speaker.stats(), "frames_in": self.frames_in,
              "frames_out": self.frames_out, "device_errors": self.device_errors,
-             "last_error": self.last_error}
+             "last_error": self.last_error, "active": self.active}
         dev = getattr(self.pcm, "stats", None)
         if dev:
             s["device"] = dev()
@@ -252,8 +300,7 @@ class AudioBridge:
 
     # -- SIP engine hooks (call these on the engine thread only) --
     def open_port(self, ep: Any = None, name: str = "doorstation-audio") -> Any:
-        """Create the pjsua2 port and give it a clock: the null sound device's capture side
-        transmits into it, so frames flow (and ring-back plays) even when no call is up.
+        """Create the pjsua2 port; a call attached to it or ring-back gives it a clock.
         `ep` defaults to the process's pjsua2 Endpoint (it must be started, with the null device).
 
         The port is handed over to C++ (`__disown__`): its destructor never runs from Python.
@@ -263,7 +310,7 @@ class AudioBridge:
         detected (its slot no longer carries our name) and a new one is made."""
         import pjsua2 as pj
         if self._port is not None and not self._port_alive():
-            self._port, self._attached, self.call_id = None, None, None
+            self._port, self._attached, self.call_id, self._clocked = None, None, None, False
         if self._port is None:
             ep = ep if ep is not None else pj.Endpoint.instance()
             port = _port_class()(self)
@@ -275,8 +322,8 @@ class AudioBridge:
             fmt.frameTimeUsec = FRAME_MS * 1000
             port.createPort(name, fmt)
             port.__disown__()
-            ep.audDevManager().getCaptureDevMedia().startTransmit(port)
             self._port, self._port_name = port, name
+            self._sync_clock()          # ring-back may have been switched on before the port existed
         return self._port
 
     def _port_alive(self) -> bool:
@@ -315,7 +362,7 @@ class AudioBridge:
     def close(self) -> None:
         """Close the sound device. Touches no pjsua2 (safe on any thread, before or after
         libDestroy): the port is C++-owned and its connections end with the call or the library."""
-        self._attached, self._port, self.call_id = None, None, None
+        self._attached, self._port, self.call_id, self._clocked = None, None, None, False
         self.ringback_active = False
         self.pcm.close()
 
@@ -399,6 +446,8 @@ def _port_class() -> Any:
                     self.callback_errors += 1
 
             def onFrameReceived(self, frame: Any) -> None:
+                if not self.bridge.active:      # idle: every tick comes here, do nothing
+                    return
                 try:
                     if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
                         data = _vector_bytes_fast(frame.buf) if fast else bytes(frame.buf)

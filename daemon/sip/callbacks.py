@@ -26,6 +26,7 @@ class RegState:
 class IncomingCall:
     account_id: str
     pj_call_id: int
+    source: str = ""        # the packet's source address, "ip:port"
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,8 @@ class EngineAccount(pj.Account):
             RegState(self.account_id, int(prm.code), str(prm.reason), int(prm.expiration))))
 
     def onIncomingCall(self, prm: "pj.OnIncomingCallParam") -> None:
-        _guard(self._log, "onIncomingCall", lambda: self._sink(IncomingCall(self.account_id, int(prm.callId))))
+        _guard(self._log, "onIncomingCall", lambda: self._sink(
+            IncomingCall(self.account_id, int(prm.callId), str(prm.rdata.srcAddress))))
 
 
 class EngineCall(pj.Call):

@@ -68,6 +68,7 @@ class CallRecord:
     calling_deadline: float | None = None
     active_deadline: float | None = None
     last_status_code: int = 0
+    peer_host: str = ""            # incoming: the address the INVITE came from (not its Via)
 
     def status(self) -> dict:
         """The spec's CallStatus."""

@@ -50,6 +50,15 @@ REBIND_RETRY_S = 0.1
 ACCOUNT_DELETE_WAIT_S = 1.0
 IDLE_POLL_MS = 1000        # nothing of ours is due: sleep until SIP traffic, a pjsip timer or a wake-up
 BUSY_POLL_MS = 100         # calls, DTMF matchers or retries: our own timers need a look this often
+# An incoming call we answered must be confirmed by the caller's ACK. A real phone ACKs within
+# milliseconds (seconds with packet loss: 200 OK is retransmitted at 0.5, 1, 2, 4 s); an INVITE
+# whose Via points nowhere never is, and pjsip keeps such a call until its ACK and BYE timeouts
+# (about a minute). Our record of it ends after this, and a new caller may take its place before.
+INCOMING_ACK_WAIT_S = 8.0
+# A host with a call still unconfirmed after this long gets no new call answered until that call is
+# confirmed or dropped: it sends INVITEs it never ACKs. (A phone that does ACK is never held back,
+# even making several calls at once.)
+UNCONFIRMED_SUSPECT_S = 1.0
 STUN_RETRY_INTERVAL = 60
 # New calls per second. Every call registers two sockets (RTP, RTCP) with pjlib's select()
 # ioqueue, which holds each closed one for 500 ms before reuse. With pjlib's 64 slots (PyPI's wheel)
@@ -130,6 +139,7 @@ class SipEngine:
         self._ids = itertools.count(1)                   # CallId counter; next() is atomic, any thread
         self._waker = Waker()
         self._rebind: _Rebind | None = None
+        self._deferred: list[tuple] = []                 # new calls waiting for a pending rebind
         self._doomed: list[_Doomed] = []
         self._call_starts: list[float] = []              # monotonic times of recent new calls
 
@@ -319,6 +329,11 @@ class SipEngine:
         return IDLE_POLL_MS
 
     def _execute(self, fn: Callable, args: tuple, fut: concurrent.futures.Future, owns_future: bool) -> None:
+        if self._rebind is not None and fn == self._make_call:
+            # requests run in order: a call made after a configuration write uses that configuration,
+            # whose accounts exist once its ports are open
+            self._deferred.append((fn, args, fut, owns_future))
+            return
         if not fut.set_running_or_notify_cancel():
             return
         if owns_future:       # fn completes the Future itself, possibly later (an apply's retries)
@@ -352,9 +367,21 @@ class SipEngine:
         cfg.logConfig.consoleLevel = self._pj_log_level   # what reaches the LogWriter
         cfg.logConfig.decor = 0
         cfg.medConfig.noVad = True
+        # RTP shares SIP's I/O queue, polled by this thread (woken by packets): pjmedia's own worker
+        # thread would poll a second queue every 10 ms forever, 0.2-0.4 % of a core on an idle station.
+        cfg.medConfig.hasIoqueue = False
+        cfg.medConfig.threadCnt = 0
         ep.libInit(cfg)
         ep.libStart()
-        ep.audDevManager().setNullDev()   # built without sound devices: mandatory before makeCall
+        adm = ep.audDevManager()
+        adm.setNullDev()   # built without sound devices: mandatory before makeCall
+        # The null device's clock (50 ticks a second through the conference bridge) is only needed
+        # while something is connected; pjsua closes it 1 s after the last connection goes, and
+        # reopens it on the next one, but only checks on a disconnect: one here arms that check.
+        try:
+            adm.getCaptureDevMedia().stopTransmit(adm.getPlaybackDevMedia())
+        except pj.Error:
+            pass
         if self._on_endpoint_ready is not None:
             try:   # e.g. the audio bridge opens its port now, so ring-back is clocked before any call
                 self._on_endpoint_ready(ep)
@@ -400,6 +427,10 @@ class SipEngine:
         gc.collect()
 
     def _fail_queued_commands(self) -> None:
+        for _, _, fut, _ in self._deferred:
+            if fut.set_running_or_notify_cancel():
+                fut.set_exception(EngineNotRunning("SIP engine stopped"))
+        self._deferred.clear()
         while True:
             try:
                 _, _, fut, _ = self._commands.get_nowait()
@@ -464,13 +495,19 @@ class SipEngine:
             pending = self._apply(new)
         except Exception as e:
             fut.set_exception(self._engine_error(e, self._apply))
+            self._run_deferred()
             return
         if pending is None:
             fut.set_result(None)
+            self._run_deferred()
         else:
             pending.future = fut
             self._rebind = pending
 
+    def _run_deferred(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for item in deferred:
+            self._execute(*item)
     def _settle_rebind(self, error: Exception | None) -> None:
         rb, self._rebind = self._rebind, None
         if rb is not None and not rb.future.done():
@@ -497,6 +534,7 @@ class SipEngine:
         if still:
             self._log.error("%s (still in use after %.0f s)", rb.last_error, TRANSPORT_REBIND_WAIT)
             self._settle_rebind(EngineError(rb.last_error))
+            self._run_deferred()
             return
         self._rebind = None
         self._transport_key = rb.config.transport_key()
@@ -505,9 +543,10 @@ class SipEngine:
             self._apply(rb.config)      # the transports match now: this adds the accounts
         except Exception as e:
             rb.future.set_exception(self._engine_error(e, self._apply))
-            return
-        self._log.info("SIP transports open after waiting for their ports")
-        rb.future.set_result(None)
+        else:
+            self._log.info("SIP transports open after waiting for their ports")
+            rb.future.set_result(None)
+        self._run_deferred()
 
     def _apply(self, new: EngineConfig) -> "_Rebind | None":
         """Bring pjsua in line with `new`. Returns a _Rebind when some ports were still held by a
@@ -939,6 +978,7 @@ class SipEngine:
         call = cb.EngineCall(slot.pj_account, rec_placeholder, self._sink, self._log, msg.pj_call_id)
         ci = call.getInfo()
         rec = self._new_record("Incoming", msg.account_id, cb.bare_uri(ci.localUri), cb.bare_uri(ci.remoteUri))
+        rec.peer_host = msg.source.rpartition(":")[0].strip("[]")
         call.call_id = rec.call_id
         live_before = len(self._calls)
         self._calls[rec.call_id] = rec
@@ -949,7 +989,11 @@ class SipEngine:
             why, code = "incoming calls are not allowed", 603
         elif not access_allows(rec.remote_uri, cfg.access_list, cfg.access_list_policy, cfg.apply_access_list):
             why, code = "caller refused by the access list", 403
-        elif live_before >= cfg.max_calls:
+        elif self._unconfirmed_from(rec.peer_host, rec.call_id):
+            # a host sending INVITEs that it never ACKs (a Via pointing nowhere) holds the slots of
+            # what it sent in its first second, not all of them for a minute
+            why, code = f"a call from {rec.peer_host} is still waiting for its ACK", 486
+        elif live_before >= cfg.max_calls and not self._evict_unconfirmed(rec.call_id):
             why, code = f"call limit {cfg.max_calls} reached", 486
         else:
             why, code = "", 200
@@ -962,6 +1006,7 @@ class SipEngine:
             return
         prm = pj.CallOpParam()
         prm.statusCode = 200
+        rec.calling_deadline = self._clock() + INCOMING_ACK_WAIT_S
         try:
             call.answer(prm)
         except pj.Error as e:
@@ -970,6 +1015,32 @@ class SipEngine:
             self._hangup_pj(rec.call_id, 500)
             if rec.call_id in self._calls:
                 self._finish(rec.call_id, 500)
+
+    def _unconfirmed_from(self, host: str, newcomer: str) -> bool:
+        """Has `host` a call answered more than UNCONFIRMED_SUSPECT_S ago and still not ACKed?"""
+        late = self._clock() + INCOMING_ACK_WAIT_S - UNCONFIRMED_SUSPECT_S    # deadline set at answer
+        return bool(host) and any(cid != newcomer and r.direction == "Incoming" and r.state == CALLING
+                                  and r.calling_deadline is not None and r.calling_deadline < late
+                                  and r.peer_host == host for cid, r in self._calls.items())
+
+    def _evict_unconfirmed(self, newcomer: str) -> bool:
+        """At the call limit, an incoming call answered but never confirmed (no ACK: a spoofed or
+        unreachable caller) gives its slot to a new caller. Confirmed calls are never evicted."""
+        waiting = [r for cid, r in self._calls.items() if cid != newcomer and r.direction == "Incoming"
+                   and r.state == CALLING and r.calling_deadline is not None]
+        if not waiting:
+            return False
+        oldest = min(waiting, key=lambda r: r.calling_deadline or 0.0)
+        self._log.warning("incoming call %s from %s never confirmed: dropped for a new caller",
+                          oldest.call_id, oldest.remote_uri[:100])
+        self._drop_unconfirmed(oldest)
+        return True
+
+    def _drop_unconfirmed(self, rec: CallRecord) -> None:
+        rec.local_reason = "Failed"
+        self._hangup_pj(rec.call_id, 0)
+        if rec.call_id in self._calls:
+            self._finish(rec.call_id, rec.last_status_code)
 
     def _on_call_state(self, msg: cb.CallState) -> None:
         rec = self._calls.get(msg.call_id)
@@ -1106,6 +1177,10 @@ class SipEngine:
                 self._hangup_pj(call_id, 0)
                 if call_id in self._calls:
                     self._finish(call_id, rec.last_status_code)
+            elif rec.state == CALLING and rec.direction == "Incoming" and rec.calling_deadline \
+                    and now >= rec.calling_deadline:
+                self._log.info("incoming call %s: no ACK within %.0f s, dropped", call_id, INCOMING_ACK_WAIT_S)
+                self._drop_unconfirmed(rec)
             elif rec.state == ACTIVE and rec.active_deadline and now >= rec.active_deadline:
                 self._log.info("call %s reached MaxCallDuration", call_id)
                 rec.local_reason = "Terminated"

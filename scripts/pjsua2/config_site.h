@@ -20,6 +20,13 @@
  * supervisor's own descriptors. */
 #define PJ_IOQUEUE_MAX_HANDLES 512
 
+/* Calls pjsua can hold at once (pjsua's default: 4). The station itself takes at most 4 calls
+ * (EngineConfig.max_calls), but pjsua keeps a call's slot until its transactions end: an INVITE
+ * whose Via points nowhere, answered and then dropped by the engine for want of an ACK, holds its
+ * slot for about a minute (ACK and BYE timeouts). With 4 slots, four such INVITEs kept every real
+ * caller out (486 from pjsua itself, tests/test_invite_storm.py). */
+#define PJSUA_MAX_CALLS 32
+
 /* Audio only: audio goes through our own ALSA bridge, so no sound device and no video. */
 #define PJMEDIA_HAS_VIDEO 0
 #define PJSUA_HAS_VIDEO 0

@@ -60,7 +60,12 @@ def test_tone_flows_through_the_conference_bridge_and_ringback_replaces_it(endpo
     b.detach()
     frames = b.frames_in
     pump(endpoint, 0.3)
-    assert b.frames_in > frames       # still clocked by the null device after detach
+    assert b.frames_in == frames      # no call, no ring-back: the ticks do nothing
+    assert not b.stats()["active"]
+    b.start()                         # ring-back alone: frames are worked on again
+    pump(endpoint, 0.3)
+    assert b.frames_in > frames and b.stats()["active"]
+    b.stop()
     a.close(); b.close()
     with wave.open(str(out)) as w:
         played = w.readframes(w.getnframes())
@@ -95,6 +100,7 @@ def test_port_survives_endpoint_restart_without_aborting(tmp_path):
         for _ in range(2):                       # the engine may stop and start the library
             ep = endpoint()
             bridge.open_port()                   # second time: the stale port is replaced
+            bridge.start()                       # ring-back: the port works on its frames
             before = bridge.frames_in
             for _ in range(30):
                 ep.libHandleEvents(10)
