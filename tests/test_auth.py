@@ -449,7 +449,11 @@ def test_digest_failures_count_and_digest_success_resets(app, client, clock):
         ch = digest_challenge(app, remote_addr=addr)
         h = digest_authorization(ch, "olga", "not-her-password", "GET", "/whoami")
         assert client.simulate_get("/whoami", headers={"Authorization": h}, remote_addr=addr).status_code == 401
-    r = client.simulate_get("/whoami", remote_addr=addr)
+    # a request without credentials still gets a challenge (a Digest client needs the nonce)...
+    ch = digest_challenge(app, remote_addr=addr)
+    # ...but olga's credentials, even the right ones, wait
+    h = digest_authorization(ch, "olga", "olga-secret-1", "GET", "/whoami")
+    r = client.simulate_get("/whoami", headers={"Authorization": h}, remote_addr=addr)
     assert r.status_code == 429
     clock.advance(int(r.headers["Retry-After"]))
     ch = digest_challenge(app, remote_addr=addr)
@@ -460,10 +464,95 @@ def test_digest_failures_count_and_digest_success_resets(app, client, clock):
 def test_limiter_memory_is_bounded():
     limiter = FailureLimiter(limit=1, max_addresses=3)
     for i in range(10):
-        limiter.failure(f"10.0.0.{i}", 0.0)
-    assert limiter.blocked_for("10.0.0.9", 0.0) > 0
-    assert limiter.blocked_for("10.0.0.0", 0.0) == 0  # evicted
+        limiter.failure(f"10.0.0.{i}", "vic", 0.0)
+    assert limiter.blocked_for("10.0.0.9", "vic", 0.0) > 0
+    assert limiter.blocked_for("10.0.0.0", "vic", 0.0) == 0  # evicted
     assert len(limiter._by_addr) == 3
+    for i in range(1000):  # names per address are bounded too
+        limiter.failure("10.0.0.9", f"name{i}", 0.0)
+    assert len(limiter._by_addr["10.0.0.9"].names) == limiter.max_names
+    assert len(limiter._by_addr["10.0.0.9"].total.times) <= limiter.address_limit + 10
+
+
+def _basic_get(client, user, password, addr):
+    return client.simulate_get("/whoami", headers={"Authorization": basic_authorization(user, password)},
+                               remote_addr=addr)
+
+
+def test_another_users_login_does_not_reset_the_guessed_users_count(client, clock):
+    """The probe's finding: a viewer logging in between guesses reset the counter of the address,
+    so the admin password could be guessed without ever meeting the slow-down."""
+    addr = "192.0.2.20"
+    for i in range(30):
+        r = _basic_get(client, "alice", f"guess-{i}", addr)
+        if r.status_code == 429:
+            break
+        assert r.status_code == 401
+        assert _basic_get(client, "vic", "vic-secret-12", addr).status_code == 200
+    assert i == 10, "the 11th guess of alice's password must meet the slow-down"
+    assert r.headers["Retry-After"] == "1"
+    # the viewer keeps working meanwhile; alice's own right password waits for the block to end
+    assert _basic_get(client, "vic", "vic-secret-12", addr).status_code == 200
+    assert _basic_get(client, "alice", "alice-secret", addr).status_code == 429
+    clock.advance(1.1)
+    assert _basic_get(client, "alice", "alice-secret", addr).status_code == 200
+
+
+def test_admin_not_locked_out_by_other_users_failures(client, clock):
+    """The probe's finding: while an address was slowed down, the right admin password was refused."""
+    addr = "192.0.2.21"
+    for i in range(30):  # wrong guesses for other names (known and unknown) until the address is slowed
+        assert _basic_get(client, ["vic", "olga", "nobody"][i % 3], "wrong-password", addr).status_code == 401
+    r = _basic_get(client, "vic", "vic-secret-12", addr)
+    assert r.status_code == 429   # vic had failures of its own: even the right password waits
+    assert _basic_get(client, "olga", "olga-secret-1", addr).status_code == 429
+    assert _basic_get(client, "nobody", "whatever-pass", addr).status_code == 429
+    # nobody guessed alice's password from here: the right one gets in, with Digest and Basic
+    assert _basic_get(client, "alice", "alice-secret", addr).status_code == 200
+    # and a request without credentials still gets its challenge
+    assert client.simulate_get("/whoami", remote_addr=addr).status_code == 401
+
+
+def test_spraying_names_during_an_address_block_gets_one_guess_per_name(client, clock):
+    addr = "192.0.2.22"
+    for i in range(30):  # one guess each for 30 names: no name reaches its own limit
+        assert _basic_get(client, f"name{i}", "wrong-password", addr).status_code == 401
+    assert _basic_get(client, "name0", "wrong-password", addr).status_code == 429
+    # a fresh name is checked once (a wrong guess is a plain 401), then it waits like the rest
+    assert _basic_get(client, "alice", "wrong-password", addr).status_code == 401
+    assert _basic_get(client, "alice", "alice-secret", addr).status_code == 429
+    # other addresses are not affected
+    assert _basic_get(client, "alice", "alice-secret", "192.0.2.23").status_code == 200
+    # the block ends (capped at 60 s) and alice's success then clears only alice's record
+    clock.advance(61)
+    assert _basic_get(client, "alice", "alice-secret", addr).status_code == 200
+    # the address count was kept: the next wrong guess (checked, the block is over) blocks again
+    assert _basic_get(client, "name0", "wrong-password", addr).status_code == 401
+    assert _basic_get(client, "name0", "wrong-password", addr).status_code == 429
+
+
+def test_full_name_table_gives_no_exemption():
+    limiter = FailureLimiter(address_limit=5, max_names=4)
+    for i in range(4):
+        limiter.failure("a", f"n{i}", 0.0)
+    limiter.failure("a", "n0", 0.0)   # 5 failures: the address is blocked, the name table is full
+    assert limiter.blocked_for("a", "fresh", 0.0) > 0
+    assert limiter.blocked_for("a", "", 0.0) > 0
+    limiter2 = FailureLimiter(address_limit=5, max_names=8)
+    for i in range(5):
+        limiter2.failure("a", "n0", 0.0)
+    assert limiter2.blocked_for("a", "fresh", 0.0) == 0
+
+
+def test_claimed_name():
+    assert auth.claimed_name(None) is None
+    assert auth.claimed_name("Bearer abc") is None
+    assert auth.claimed_name(basic_authorization("vic", "pw:with:colons")) == "vic"
+    assert auth.claimed_name('Digest username="olga", realm="doorstation"') == "olga"
+    assert auth.claimed_name("Digest garbage") == ""
+    assert auth.claimed_name("Basic !!!") == ""
+    assert auth.claimed_name(basic_authorization("bad name", "x")) == ""
+    assert auth.claimed_name("Basic " + "A" * 5000) == ""
 
 
 # -- unit: parsing, secret ---------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import falcon
 
 from daemon.faults import VapixFault, unavailable
 from daemon.store import Store, StoreError
-from daemon.users import REALM, UserRecord, get_user, scrypt_hash, verify_password
+from daemon.users import NAME_RE, REALM, UserRecord, get_user, scrypt_hash, verify_password
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ MAX_NC_PER_NONCE = 4096       # nonce counts remembered per nonce; then the clie
 USER_CACHE_TTL = 2.0          # user removal / password change takes effect within this
 BASIC_CACHE_TTL = 60.0        # a verified Basic name:password skips scrypt for this long
 MAX_CACHE_ENTRIES = 1024
-FAILURE_LIMIT = 10            # failed attempts per address within FAILURE_WINDOW before 429
+FAILURE_LIMIT = 10            # failed attempts per (address, user name) within FAILURE_WINDOW before 429
+ADDRESS_FAILURE_LIMIT = 30    # failed attempts per address (all names) before the address is slowed down
+MAX_NAMES_PER_ADDRESS = 32    # user names whose failures are tracked per address
 FAILURE_WINDOW = 300.0
 MAX_BACKOFF = 60.0
 MAX_ADDRESSES = 4096
@@ -101,6 +103,30 @@ def parse_auth_params(text: str) -> dict[str, str] | None:
         pos = m.end()
         if pos < len(text) and text[pos] != ",":
             return None
+
+
+def claimed_name(header: str | None) -> str | None:
+    """The user name an Authorization header claims, before anything is verified: None when it
+    offers no credentials we check (absent, or a scheme we do not offer), "" when it is malformed
+    or the name is not a valid user name (such a request can never succeed)."""
+    if not header:
+        return None
+    scheme, rest = (header.split(None, 1) + [""])[:2]
+    scheme = scheme.lower()
+    if scheme not in ("digest", "basic"):
+        return None
+    if len(header) > MAX_AUTH_HEADER:
+        return ""
+    name = ""
+    if scheme == "digest":
+        params = parse_auth_params(rest)
+        name = (params or {}).get("username", "")
+    else:
+        try:
+            name = base64.b64decode(rest.strip(), validate=True).decode("utf-8").partition(":")[0]
+        except (binascii.Error, ValueError):
+            pass
+    return name if NAME_RE.fullmatch(name) else ""
 
 
 def _add_header_line(resp: falcon.Response, name: str, value: str) -> None:
@@ -186,41 +212,103 @@ class _Failures:
     times: deque = field(default_factory=deque)
     blocked_until: float = 0.0
 
+    def prune(self, now: float, window: float) -> None:
+        while self.times and self.times[0] <= now - window:
+            self.times.popleft()
+
+    def add(self, now: float, limit: int, max_backoff: float) -> None:
+        """Record one failure; from the limit-th in the window on, block for 1, 2, 4, ... s (capped)."""
+        self.times.append(now)
+        # enough history to reach the cap; older entries add nothing
+        while len(self.times) > limit + int(math.log2(max_backoff)) + 2:
+            self.times.popleft()
+        over = len(self.times) - limit
+        if over >= 0:
+            self.blocked_until = now + min(max_backoff, 2.0 ** over)
+
+
+@dataclass
+class _Address:
+    total: _Failures = field(default_factory=_Failures)          # every failure from the address
+    names: dict[str, _Failures] = field(default_factory=dict)    # per claimed user name
+
 
 class FailureLimiter:
-    """Failed logins per remote address in a sliding window. From the FAILURE_LIMIT-th failure on,
-    the address is blocked for 1 s, then 2 s, 4 s, ... (capped) after each further failure; while
-    blocked every request gets 429 without looking at credentials. A success forgets the address."""
+    """Failed logins counted per (remote address, claimed user name) and per remote address, in a
+    sliding window (policy in docs/auth.md, "Failed logins").
+
+    - A name's own failures: from the `limit`-th on, that name is blocked from that address for
+      1 s, 2 s, 4 s, ... (capped) after each further failure. Only a success *of that name* from
+      that address forgets them.
+    - All failures of the address together: from the `address_limit`-th on, the address is blocked
+      the same way, except for a name that has no failures of its own in the window: its
+      credentials are still checked (so the right password of a user nobody guessed still gets
+      in), and a wrong guess makes it a name with failures. No success resets the address count.
+    - Memory: `max_addresses` addresses (LRU) and `max_names` names per address; a name beyond
+      that (or a malformed header, name "") never gets the exemption, so cycling through names
+      cannot push a guessed name out of the table.
+    """
 
     def __init__(self, limit: int = FAILURE_LIMIT, window: float = FAILURE_WINDOW,
-                 max_backoff: float = MAX_BACKOFF, max_addresses: int = MAX_ADDRESSES):
+                 max_backoff: float = MAX_BACKOFF, max_addresses: int = MAX_ADDRESSES,
+                 address_limit: int = ADDRESS_FAILURE_LIMIT, max_names: int = MAX_NAMES_PER_ADDRESS):
+        if max_names > address_limit + int(math.log2(max_backoff)) + 2:
+            # a full name table must imply a blocked address (see blocked_for)
+            raise ValueError("max_names must not exceed the address history")
         self.limit, self.window, self.max_backoff = limit, window, max_backoff
+        self.address_limit, self.max_names = address_limit, max_names
         self.max_addresses = max_addresses
-        self._by_addr: OrderedDict[str, _Failures] = OrderedDict()
+        self._by_addr: OrderedDict[str, _Address] = OrderedDict()
 
-    def blocked_for(self, addr: str, now: float) -> float:
+    def _entry(self, addr: str, now: float) -> _Address | None:
         entry = self._by_addr.get(addr)
-        return max(0.0, entry.blocked_until - now) if entry else 0.0
+        if entry is not None:
+            entry.total.prune(now, self.window)
+            for failures in entry.names.values():
+                failures.prune(now, self.window)
+            # a block ends long before the window does, so a name without failures is not blocked
+            entry.names = {n: f for n, f in entry.names.items() if f.times}
+        return entry
 
-    def failure(self, addr: str, now: float) -> float:
-        """Record a failure; return how long the address is now blocked (0 if not)."""
-        entry = self._by_addr.pop(addr, None) or _Failures()
-        while entry.times and entry.times[0] <= now - self.window:
-            entry.times.popleft()
-        entry.times.append(now)
-        # enough history to reach the cap; older entries add nothing
-        while len(entry.times) > self.limit + int(math.log2(self.max_backoff)) + 2:
-            entry.times.popleft()
-        over = len(entry.times) - self.limit
-        if over >= 0:
-            entry.blocked_until = now + min(self.max_backoff, 2.0 ** over)
+    def blocked_for(self, addr: str, name: str, now: float) -> float:
+        """Seconds the credentials of `name` from `addr` are refused without being checked (0: check)."""
+        entry = self._entry(addr, now)
+        if entry is None:
+            return 0.0
+        own = entry.names.get(name)
+        if own is not None and own.blocked_until > now:
+            return own.blocked_until - now
+        address_wait = entry.total.blocked_until - now
+        if address_wait <= 0:
+            return 0.0
+        if name and own is None and len(entry.names) < self.max_names:
+            return 0.0  # nobody guessed this name from here: let the right password in
+        return address_wait
+
+    def failure(self, addr: str, name: str, now: float) -> float:
+        """Record a failure of `name` ("" when no valid name was given); return how long that
+        name is now refused from the address (0 if not)."""
+        entry = self._entry(addr, now)
+        if entry is None:
+            entry = _Address()
+        else:
+            self._by_addr.pop(addr)
+        entry.total.add(now, self.address_limit, self.max_backoff)
+        own = entry.names.get(name) if name else None
+        if own is None and name and len(entry.names) < self.max_names:
+            own = entry.names[name] = _Failures()
+        if own is not None:
+            own.add(now, self.limit, self.max_backoff)
         self._by_addr[addr] = entry
         while len(self._by_addr) > self.max_addresses:
             self._by_addr.popitem(last=False)
-        return max(0.0, entry.blocked_until - now)
+        return self.blocked_for(addr, name, now)
 
-    def success(self, addr: str) -> None:
-        self._by_addr.pop(addr, None)
+    def success(self, addr: str, name: str) -> None:
+        """`name` proved its password from `addr`: forget that name's failures, nobody else's."""
+        entry = self._by_addr.get(addr)
+        if entry is not None:
+            entry.names.pop(name, None)
 
 
 # Outcomes of checking an Authorization header other than success.
@@ -257,11 +345,13 @@ class Authenticator:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         addr = req.remote_addr or ""
         now = self._clock()
-        with self._lock:
-            wait = self._limiter.blocked_for(addr, now)
-        if wait > 0:
-            self._reply_too_many(resp, wait)
-            return
+        name = claimed_name(req.get_header("Authorization"))
+        if name is not None:  # credentials offered: are they refused unchecked for now?
+            with self._lock:
+                wait = self._limiter.blocked_for(addr, name, now)
+            if wait > 0:
+                self._reply_too_many(resp, wait)
+                return
         try:
             outcome = self._authenticate(req, now)
         except UserStoreUnavailable as e:
@@ -270,15 +360,15 @@ class Authenticator:
             return
         if isinstance(outcome, AuthUser):
             with self._lock:
-                self._limiter.success(addr)
+                self._limiter.success(addr, outcome.name)
             req.context.user = outcome
             return
         if outcome == _FAILED:
             with self._lock:
-                blocked = self._limiter.failure(addr, now)
+                blocked = self._limiter.failure(addr, name or "", now)
             if blocked:
-                log.warning("authentication from %s blocked for %.0f s after repeated failures",
-                            addr, blocked)
+                log.warning("authentication from %s as %r blocked for %.0f s after repeated failures",
+                            addr, name or "?", blocked)
         self._reply(resp, 401, _auth_fault(), self.challenges(now, stale=outcome == _STALE))
 
     # -- challenge and replies -----------------------------------------------------------------
