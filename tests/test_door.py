@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from tests.harness import OPERATOR, VIEWER, Station, doorstation
+from tests.harness import ADMIN, OPERATOR, VIEWER, Station, doorstation
 
 pytestmark = pytest.mark.integration
 
@@ -75,16 +75,19 @@ def test_press_calls_and_a_second_press_hangs_up(door_station):
 def test_door_open_roles_pulse_and_relock(door_station):
     st = door_station
     _, after = events_after(st, 0, wait=0.5)
-    assert st.session(OPERATOR).post(f"{st.url}/api/door/open", timeout=10).status_code == 403
-    r = st.session().post(f"{st.url}/api/door/open", timeout=10)
-    assert r.status_code == 200 and r.json()["PulseMs"] == 300
-    events, _ = events_after(st, after, until=lambda e: e["data"].get("Cause") == "PulseEnded")
-    relay = [e["data"] for e in events if e["topic"] == "doorstation:Relay"]
-    assert relay[0]["State"] == "Unlocked" and relay[0]["User"] == "admin"
-    assert (relay[-1]["State"], relay[-1]["Cause"]) == ("Locked", "PulseEnded")
-    # the line's own times: re-locked by the relay's timer thread when the pulse ended
-    assert 300 <= relay[-1]["UnlockedMs"] < 300 + 250, relay
-    assert abs(relay[-1]["At"] - relay[0]["At"] - relay[-1]["UnlockedMs"] / 1000) < 0.001
+    r = st.session(VIEWER).post(f"{st.url}/api/door/open", timeout=10)
+    assert r.status_code == 403 and r.json()["FaultCode"] == "ter:NotAuthorized"
+    # an operator runs the door day to day (docs/auth.md): opening it is an operator's right
+    for user, name in ((OPERATOR, "oper"), (ADMIN, "admin")):
+        r = st.session(user).post(f"{st.url}/api/door/open", timeout=10)
+        assert r.status_code == 200 and r.json()["PulseMs"] == 300
+        events, after = events_after(st, after, until=lambda e: e["data"].get("Cause") == "PulseEnded")
+        relay = [e["data"] for e in events if e["topic"] == "doorstation:Relay"]
+        assert relay[0]["State"] == "Unlocked" and relay[0]["User"] == name
+        assert (relay[-1]["State"], relay[-1]["Cause"]) == ("Locked", "PulseEnded")
+        # the line's own times: re-locked by the relay's timer thread when the pulse ended
+        assert 300 <= relay[-1]["UnlockedMs"] < 300 + 250, relay
+        assert abs(relay[-1]["At"] - relay[0]["At"] - relay[-1]["UnlockedMs"] / 1000) < 0.001
     cli = doorstation("door", "open", state_dir=st.state_dir)
     assert cli.returncode == 0 and '"Relay": "Unlocked"' in cli.stdout
 
@@ -95,7 +98,9 @@ def test_dtmf_bindings_through_api_and_cli(door_station):
     s = st.session()
     r = s.put(f"{st.url}/api/door/bindings", json={"DTMFEventIds": ["no_such_event"]}, timeout=10)
     assert r.status_code == 400
-    assert st.session(VIEWER).put(f"{st.url}/api/door/bindings", json={"DTMFEventIds": []}, timeout=10).status_code == 403
+    for user in (VIEWER, OPERATOR):  # which events open the door is configuration: admin only
+        assert st.session(user).put(f"{st.url}/api/door/bindings", json={"DTMFEventIds": []},
+                                    timeout=10).status_code == 403
     r = s.put(f"{st.url}/api/door/bindings", json={"DTMFEventIds": [event_id]}, timeout=10)
     assert r.status_code == 200 and r.json()["Effective"] == [event_id]
     assert st.session(VIEWER).get(f"{st.url}/api/door/bindings", timeout=10).json()["DTMFEventIds"] == [event_id]
