@@ -10,8 +10,12 @@ import json
 
 import falcon
 
+from daemon.api import jsonbody
 from daemon.commands import role_allows
+from daemon.commands.validate import MAX_ID
 from daemon.faults import VapixFault, invalid_arg, not_authorized
+
+MAX_BINDINGS = 100   # the spec's recommended bound on entities of one type
 
 
 def _reply(resp: falcon.Response, data=None, fault: VapixFault | None = None) -> None:
@@ -28,6 +32,19 @@ def _user(req: falcon.Request, needed: str):
     if user is None or not role_allows(getattr(user, "role", "viewer"), needed):
         raise not_authorized(f"This needs the {needed} role")
     return user
+
+
+def event_ids(body) -> list[str]:
+    """{"DTMFEventIds": [...]}: at most MAX_BINDINGS ids, each an id string as the spec bounds them."""
+    ids = body.get("DTMFEventIds") if isinstance(body, dict) else None
+    if not isinstance(ids, list):
+        raise invalid_arg('The body must be {"DTMFEventIds": [<DTMFEventId>, ...]}')
+    if len(ids) > MAX_BINDINGS:
+        raise invalid_arg(f"At most {MAX_BINDINGS} DTMFEventIds")
+    for ident in ids:
+        if not isinstance(ident, str) or not 0 < len(ident) <= MAX_ID or not ident.isprintable():
+            raise invalid_arg(f"DTMFEventIds must hold DTMF event ids (1..{MAX_ID} printable characters)")
+    return ids
 
 
 class DoorOpenResource:
@@ -56,12 +73,7 @@ class DoorBindingsResource:
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
             _user(req, "admin")
-            raw = req.bounded_stream.read(65536)
-            try:
-                body = json.loads(raw or b"{}")
-            except (UnicodeDecodeError, json.JSONDecodeError):
-                raise invalid_arg("The body must be JSON: {\"DTMFEventIds\": [...]}") from None
-            ids = body.get("DTMFEventIds") if isinstance(body, dict) else None
-            _reply(resp, self.control.request("door.bindings.set", {"DTMFEventIds": ids}))
+            body = jsonbody.read(req.bounded_stream, empty={})
+            _reply(resp, self.control.request("door.bindings.set", {"DTMFEventIds": event_ids(body)}))
         except VapixFault as fault:
             _reply(resp, fault=fault)

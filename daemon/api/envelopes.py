@@ -45,16 +45,15 @@ from __future__ import annotations
 
 import codecs as _codecs
 import json
-import math
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from daemon.api import codec
+from daemon.api import codec, jsonbody
 from daemon.faults import VapixFault, malformed, unknown_action
 
-MAX_BODY = 64 * 1024
-MAX_JSON_DEPTH = 32
+MAX_BODY = jsonbody.MAX_BODY
+MAX_JSON_DEPTH = jsonbody.MAX_DEPTH
 PREFIX = "axcall:"
 API_VERSION = "1.0"
 
@@ -129,9 +128,7 @@ def decode(*, path_command: str | None, query: str | bytes, content_type: str | 
         url_action = _agree(action_name(path_command) if path_command else None,
                             action_name(qaction) if qaction is not None else None)
         if len(body) > MAX_BODY:
-            fault = malformed(f"Request body too large (at most {MAX_BODY} bytes)")
-            fault.http_status = 413
-            raise fault
+            raise jsonbody.too_large(MAX_BODY)
     except VapixFault as fault:
         raise EnvelopeError(fault, url_style) from None
 
@@ -208,61 +205,10 @@ def _sniff_json_style(body: bytes, fallback: Style) -> Style:
     return fallback
 
 
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise ValueError("number out of range")
-    return value
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict:
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        raise ValueError("duplicate key in object")
-    return obj
-
-
-def _check_text(text: str) -> None:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("text with a lone surrogate escape") from None
-
-
-def _check_tree(value: Any) -> None:
-    """Bounded depth and text that can be written back out as UTF-8 (no lone surrogates)."""
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise ValueError(f"nested deeper than {MAX_JSON_DEPTH}")
-        if isinstance(item, str):
-            _check_text(item)
-        elif isinstance(item, dict):
-            for k, v in item.items():
-                _check_text(k)
-                stack.append((v, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-
-
 def parse_json(body: bytes) -> Any:
-    """Strict JSON: UTF-8 (BOM tolerated), no NaN/Infinity, no duplicate keys, bounded depth."""
-    if body.startswith(_codecs.BOM_UTF8):
-        body = body[3:]
-    try:
-        value = json.loads(body.decode("utf-8"), object_pairs_hook=_unique_keys,
-                           parse_constant=_reject_constant, parse_float=_finite_float)
-        _check_tree(value)
-        return value
-    except UnicodeError:
-        raise malformed("The request body is not valid UTF-8") from None
-    except (ValueError, RecursionError) as e:
-        raise malformed(f"Invalid JSON: {str(e)[:120]}") from None
+    """Strict, bounded JSON (daemon.api.jsonbody: UTF-8, no NaN/Infinity, 64-bit integers, no
+    duplicate keys, bounded depth)."""
+    return jsonbody.parse(body, max_body=MAX_BODY, max_depth=MAX_JSON_DEPTH)
 
 
 def _decode_json(body: bytes, url_action: str | None, qparams: list, url_style: Style) -> Request:

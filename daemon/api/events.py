@@ -2,6 +2,8 @@
 
 Answers at once when events newer than `after` are queued, otherwise after at most `wait` seconds
 (capped at 30) with an empty list. `next` is the seq to pass as `after` on the following request.
+`after` is 0..2**63-1, `wait` 0..30 (decimal, e.g. 0.5), `limit` 1..1000; anything else is a 400
+invalid-argument fault.
 """
 from __future__ import annotations
 
@@ -9,9 +11,11 @@ import json
 
 import falcon
 
-from daemon.faults import VapixFault, invalid_arg
+from daemon.api import jsonbody
+from daemon.faults import VapixFault
 
 MAX_WAIT = 30.0
+MAX_LIMIT = 1000
 
 
 class EventsResource:
@@ -20,16 +24,10 @@ class EventsResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         try:
-            after = int(req.get_param("after", default="0"))
-            wait = float(req.get_param("wait", default="0"))
-            limit = int(req.get_param("limit", default="100"))
-        except ValueError:
-            raise_fault(resp, invalid_arg("after and limit must be integers, wait a number of seconds"))
-            return
-        if after < 0 or not 0 <= wait <= MAX_WAIT or not 1 <= limit <= 1000:
-            raise_fault(resp, invalid_arg(f"after >= 0, 0 <= wait <= {MAX_WAIT:g}, 1 <= limit <= 1000"))
-            return
-        try:
+            # Strict digits within 64 bits: the supervisor keeps seqs in SQLite integers.
+            after = jsonbody.query_uint(req.get_param("after"), "after", 0)
+            wait = jsonbody.query_number(req.get_param("wait"), "wait", 0.0, 0.0, MAX_WAIT)
+            limit = jsonbody.query_uint(req.get_param("limit"), "limit", 100, 1, MAX_LIMIT)
             data = self.control.request("events.wait", {"after": after, "wait": wait, "limit": limit},
                                         timeout=wait + 5.0)
         except VapixFault as fault:
