@@ -14,6 +14,7 @@ from pathlib import Path
 
 from daemon.control.client import ControlClient, ControlError
 from daemon.faults import VapixFault
+from daemon.fileperms import private_umask, secure_state_dir
 
 DEFAULT_STATE_DIR = "/var/lib/doorstation"
 DEFAULT_HTTP = "127.0.0.1:8080"
@@ -84,8 +85,7 @@ def stop_process(proc: subprocess.Popen, grace: float) -> None:
 def cmd_run(args) -> int:
     from daemon import users
     from daemon.store import Store
-    state = state_dir_of(args)
-    state.mkdir(parents=True, exist_ok=True)
+    state = secure_state_dir(state_dir_of(args))
     host, port = args.http
     store = Store.open(state)
     try:
@@ -152,7 +152,7 @@ def cmd_run(args) -> int:
 
 def cmd_supervisor(args) -> int:
     from daemon.supervisor import main as supervisor_main
-    argv = ["--state-dir", str(state_dir_of(args))]
+    argv = ["--state-dir", str(secure_state_dir(state_dir_of(args)))]
     if args.sip_port is not None:
         argv += ["--sip-port", str(args.sip_port)]
     if args.sip_bind:
@@ -185,7 +185,7 @@ def with_writer(state: Path, control_command: str, control_args: dict, direct):
     if supervisor_running(state):
         return control_client(state).request(control_command, control_args)
     from daemon.store import Store
-    store = Store.open(state)
+    store = Store.open(secure_state_dir(state))
     try:
         return direct(store)
     finally:
@@ -308,6 +308,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before anything can create a file: the state (database, keys, logs) is for our user only,
+    # also in the supervisor and gunicorn, which inherit the umask.
+    private_umask()
     args = build_parser().parse_args(argv)
     return args.func(args) or 0
 

@@ -44,6 +44,8 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
 
 def get_app() -> falcon.App:
     """The production app, configured from the environment (gunicorn's entry point)."""
+    from daemon.fileperms import private_umask
+    private_umask()  # whatever the API creates in the state (the nonce secret, keys) is 0600
     state_dir = os.environ.get("DOORSTATION_STATE_DIR")
     if not state_dir:
         raise RuntimeError("DOORSTATION_STATE_DIR is not set")
