@@ -137,6 +137,23 @@ def test_simple_format_big_numbers_answer_400(station, sessions, query):
     assert r.status_code == 400 and r.text.startswith('Fault="env:Sender"'), r.text
 
 
+@pytest.mark.integration
+def test_crlf_in_user_id_is_a_fault_and_nothing_is_stored(station, sessions):
+    """Issue 9: "UserId": "a\r\nVia: evil" was stored, echoed in SIPURI, and broke every SIP apply."""
+    before = station.ok("GetSIPAccounts")
+    r = station.call("SetSIPAccount", {"SIPAccount": {"UserId": "a\r\nVia: evil", "Registrar": "127.0.0.1"}})
+    assert_fault(r)
+    assert r.json()["FaultCode"] == "ter:InvalidArgVal" and "UserId" in r.json()["FaultReason"]
+    r = sessions["admin"].get(f"{station.url}/vapix/call?format=simple&action=axcall:SetSIPAccount"
+                              "&SIPAccount_UserId=a%0D%0AVia:+evil", timeout=10)
+    assert r.status_code == 400 and "UserId" in r.text, r.text
+    r = station.call("Call", {"To": "sip:x@127.0.0.1\r\nVia: evil"})
+    assert_fault(r)
+    assert "To" in r.json()["FaultReason"]
+    assert station.ok("GetSIPAccounts") == before
+    assert station.ok("GetCallStatuses") == {"CallStatus": []}
+
+
 # hypothesis over /api/events and /api/door/*: no 5xx, and every error a VAPIX fault ----------------
 
 numbers = st.sampled_from(["0", "1", "-1", "30", "31", "0.5", "1000", "1001", "nan", "inf", "-inf",

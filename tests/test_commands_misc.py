@@ -151,3 +151,23 @@ def test_call_status_commands(st):
     assert [s["CallId"] for s in picked] == [second, first]
     assert [s["CallId"] for s in st.run("GetCallStatuses", {"CallId": first})["CallStatus"]] == [first]
     assert st.runtime.terminated == []
+
+
+@pytest.mark.parametrize("command,params,named", [
+    ("Call", {"To": "sip:a@b\r\nVia: evil"}, "To"),
+    ("Call", {"To": "VMS_CALL", "SIPAccountId": "x\n"}, "SIPAccountId"),
+    ("SetSIPConfiguration", {"SIPConfiguration": {"STUNServers": [{"Server": "s\r\n"}]}}, "STUNServer"),
+    ("SetSIPConfiguration", {"SIPConfiguration": {"TURNServers": [{"Server": "t", "Username": "u\x00"}]}},
+     "TURNServer Username"),
+    ("SetSIPConfiguration", {"SIPConfiguration": {"TURNServers": [{"Server": "t", "Password": "p\r"}]}},
+     "Password"),
+    ("SetSIPConfiguration", {"SIPConfiguration": {"AccessList": ["sip:a@b\x7f"]}}, "AccessList"),
+    ("SetDTMFEvent", {"DTMFEvent": {"Name": "Open\r\nDoor"}}, "Name"),
+])
+def test_control_characters_rejected_by_every_command(st, command, params, named):
+    """Every field that can reach a SIP URI or header (and every other string) refuses control
+    characters with a fault naming the field, before anything is stored or called."""
+    fault = st.fault(command, params)
+    assert is_invalid(fault), fault
+    assert named in fault.reason and "control characters" in fault.reason, fault.reason
+    assert st.runtime.changed == [] and st.runtime.placed == []

@@ -359,3 +359,45 @@ def test_account_statuses(st):
     assert [s["SIPAccountId"] for s in got] == ["sip_account_1"]
     every = st.run("GetSIPAccountStatuses", {})["SIPAccountStatus"]
     assert [s["SIPAccountId"] for s in every] == ["peer-to-peer", "sip_account_0", "sip_account_1"]
+
+
+# -- control characters (issue 9: "UserId": "a\r\nVia: evil" was stored and broke every SIP apply) --
+
+CONTROLS = ["a\r\nVia: evil", "a\nb", "a\rb", "a\x00b", "a\tb", "a\x7fb", "a\x85b", "a\u2028b"]
+SIP_FIELDS = [("UserId", "UserId"), ("Username", "UserId"), ("Name", "Name"), ("Registrar", "Registrar"),
+              ("PublicDomain", "PublicDomain"), ("Password", "Password"),
+              ("AuthenticationId", "AuthenticationId"), ("CallerId", "CallerId"),
+              ("SecondaryRegistrar", "SecondaryRegistrar"), ("SecondaryPublicDomain", "SecondaryPublicDomain"),
+              ("Id", "Id"), ("DTMFConfigurationId", "DTMFConfigurationId")]
+
+
+@pytest.mark.parametrize("field,named", SIP_FIELDS)
+@pytest.mark.parametrize("text", CONTROLS)
+def test_control_characters_rejected_naming_the_field(st, field, named, text):
+    given = {field: text} if field in ("UserId", "Username") else {"UserId": "6001", field: text}
+    fault = st.fault("SetSIPAccount", {"SIPAccount": given})
+    assert is_invalid(fault), fault
+    assert named in fault.reason and "control characters" in fault.reason, fault.reason
+    assert [a["Id"] for a in accounts(st)] == ["peer-to-peer"]
+    assert st.runtime.changed == []
+
+
+@pytest.mark.parametrize("proxy,named", [({"Server": "p\r\nX: y"}, "Server"),
+                                         ({"Server": "p", "Username": "u\n"}, "Username"),
+                                         ({"Server": "p", "Password": "pw\r\n"}, "Password")])
+def test_control_characters_in_proxies_rejected(st, proxy, named):
+    fault = st.fault("SetSIPAccount", {"SIPAccount": {"UserId": "6001", "SIPProxies": [proxy]}})
+    assert is_invalid(fault) and named in fault.reason, fault.reason
+    assert [a["Id"] for a in accounts(st)] == ["peer-to-peer"]
+
+
+def test_control_characters_rejected_in_an_update_leave_the_account_unchanged(st):
+    st.run("SetSIPAccount", {"SIPAccount": {"UserId": "6001", "Registrar": "pbx"}})
+    before = accounts(st)
+    assert is_invalid(st.fault("SetSIPAccount", {"SIPAccount": {"Id": "sip_account_0", "Registrar": "pbx\r\n"}}))
+    assert accounts(st) == before
+
+
+def test_control_characters_in_the_simplified_format(st):
+    fault = st.fault("SetSIPAccount", {"SIPAccount": {"UserId": "a\r\nVia: evil"}}, lenient=True)
+    assert is_invalid(fault) and "UserId" in fault.reason

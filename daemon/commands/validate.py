@@ -21,6 +21,10 @@ MAX_STRING = 1024      # generous bound for free-text fields (names, URIs, strea
 PASSWORD_PLACEHOLDER = "********"   # what reads answer instead of a stored password
 
 _INT_TEXT = re.compile(r"-?[0-9]{1,18}")
+# C0 and C1 controls, DEL, and the Unicode line/paragraph separators: no VAPIX string needs them,
+# and in a field that reaches a SIP URI or header (UserId, Registrar, To, ...) a CR/LF would forge
+# header lines or make every later SIP apply fail ("Invalid URI").
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _ABSENT = object()
 
 
@@ -93,6 +97,8 @@ def string(value: Any, what: str, *, lenient: bool, max_len: int = MAX_STRING,
         raise invalid_arg(f"{what} must be a string, not {describe(value)}")
     if len(value) > max_len:
         raise invalid_arg(f"{what} is longer than {max_len} characters")
+    if _CONTROL.search(value):
+        raise invalid_arg(f"{what} must not contain control characters (CR, LF, tab, ...)")
     if non_empty and not value:
         raise invalid_arg(f"{what} must not be empty")
     return value
