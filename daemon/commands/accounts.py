@@ -21,6 +21,12 @@ ID_PREFIX = "sip_account_"
 PEER_TO_PEER_ID = "peer-to-peer"
 INITIALISED_KEY = "sip_accounts_initialised"   # settings marker: factory default already applied
 
+# pjsua runs at most PJSUA_MAX_ACC accounts (8 in our build, pjproject's default); every stored
+# account is one of them when enabled, the peer-to-peer account included, and pjsua makes none of
+# its own (tests/test_account_limit.py checks both against the built pjsua2). More would fail in
+# pjsua (PJ_ETOOMANY) and make every later configuration write fail to apply.
+MAX_ACCOUNTS = 8
+
 TRANSPORTS = ("udp", "tcp", "tls")
 MEDIA_ENCRYPTION_MODES = ("None", "SRTPBestEffort", "SRTPMandatory")
 ENCRYPTION_PROTOCOLS = ("TLSv1", "TLSv11", "TLSv12")

@@ -10,6 +10,9 @@ Rules (see docs/vapix-conformance.md):
   removed (or none is left default) the first remaining account becomes the default.
 - The peer-to-peer account exists after factory default and is re-created when the last account
   is removed.
+- At most accounts.MAX_ACCOUNTS (8, what pjsua can run) accounts, the peer-to-peer one included: a
+  Set that would create more is an InvalidArgVal fault and changes nothing. (A store that already
+  holds more, from an older version, may still update them, never grow.)
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import copy
 from daemon.commands import Context, command, resolve
 from daemon.commands import accounts as acc
 from daemon.commands import validate as v
-from daemon.faults import missing_arg, not_found
+from daemon.faults import invalid_arg, missing_arg, not_found
 
 ACCOUNT_ID_KEYS = ("SIPAccountId", "AccountId", "Id")
 DTMF_CONFIGURATION_KIND = "dtmf_configuration"
@@ -98,6 +101,7 @@ def save_accounts(ctx: Context, items: list[dict]) -> list[str]:
     with ctx.store.transaction() as tx:
         acc.ensure_factory_default(tx)
         accounts = {doc["Id"]: doc for doc in tx.list_objects(acc.KIND)}
+        before = len(accounts)
 
         def dtmf_configuration_exists(ident: str) -> bool:
             return tx.get_object(DTMF_CONFIGURATION_KIND, ident) is not None
@@ -121,6 +125,9 @@ def save_accounts(ctx: Context, items: list[dict]) -> list[str]:
             elif existing is None and (previous_default is None or previous_default.get("_auto")):
                 acc.make_default(accounts, ident)
             saved.append(ident)
+        if len(accounts) > max(acc.MAX_ACCOUNTS, before):   # raising rolls the transaction back
+            raise invalid_arg(f"At most {acc.MAX_ACCOUNTS} SIP accounts (the peer-to-peer account "
+                              f"included) can be configured; remove one before adding another")
         acc.settle_default(accounts)
         for ident, doc in accounts.items():
             tx.put_object(acc.KIND, ident, doc)
