@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import pjsua2 as pj
 
+from daemon.sip import logguard
 from daemon.sip.uris import bare_uri
 
 
@@ -133,15 +134,37 @@ class EngineEndpoint(pj.Endpoint):
 
 
 class EngineLogWriter(pj.LogWriter):
-    """pjsip's log into Python logging (a collected LogWriter segfaults: the engine keeps it)."""
+    """pjsip's log into Python logging (a collected LogWriter segfaults: the engine keeps it).
 
-    def __init__(self, log: logging.Logger):
+    pjsip quotes what peers send (an unparsable packet whole, CR/LF and all, at error level), so
+    every line is escaped onto one line (daemon.sip.logguard); error and warning lines are cut to
+    LINE_LIMIT characters and rate-limited by a token bucket, and the first line let through after
+    a suppression says how many were dropped. Debug lines (only with a raised pjsip log level) are
+    kept longer and not rate-limited."""
+
+    DEBUG_LIMIT = 2000
+
+    def __init__(self, log: logging.Logger, bucket: logguard.TokenBucket | None = None):
         super().__init__()
         self._log = log
+        self._bucket = bucket or logguard.TokenBucket()
 
     def write(self, entry: "pj.LogEntry") -> None:
         try:
-            level = logging.ERROR if entry.level <= 1 else logging.WARNING if entry.level == 2 else logging.DEBUG
-            self._log.log(level, "pjsip: %s", entry.msg.rstrip())
+            self.emit(int(entry.level), str(entry.msg))
         except Exception:
             pass
+
+    def emit(self, pj_level: int, msg: str) -> None:
+        level = logging.ERROR if pj_level <= 1 else logging.WARNING if pj_level == 2 else logging.DEBUG
+        if not self._log.isEnabledFor(level):
+            return
+        if level == logging.DEBUG:
+            self._log.debug("pjsip: %s", logguard.escape(msg.rstrip(), self.DEBUG_LIMIT))
+            return
+        if not self._bucket.admit():
+            return
+        suppressed = self._bucket.take_suppressed()
+        if suppressed:
+            self._log.warning("pjsip: %d error/warning lines suppressed (rate limit)", suppressed)
+        self._log.log(level, "pjsip: %s", logguard.escape(msg.rstrip()))
