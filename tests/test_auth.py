@@ -801,3 +801,35 @@ def test_real_user_removal_takes_effect(server):
             break
         time.sleep(0.25)
     assert statuses[-1] == 401, statuses
+
+
+# -- the probe's brute-force sequences against a real `doorstation run` (one gunicorn worker) --------
+
+@pytest.mark.integration
+def test_real_station_brute_force_meets_the_slow_down_and_admin_still_gets_in(tmp_path):
+    from tests.harness import ADMIN, VIEWER, Station
+    with Station(tmp_path / "state") as station:
+        url = f"{station.url}/vapix/call?format=simple&action=axcall:GetServiceCapabilities"
+
+        def get(user: str, password: str) -> int:
+            return requests.get(url, auth=HTTPBasicAuth(user, password), timeout=20).status_code
+
+        # 1. guesses of the admin password, each followed by a viewer login (which used to reset the count)
+        codes = []
+        for i in range(12):
+            codes.append(get("admin", f"guess-{i}"))
+            assert get(*VIEWER) == 200
+        assert codes[:10] == [401] * 10 and codes[10] == 429, codes
+        time.sleep(1.2)   # the first block is 1 s
+        assert get(*ADMIN) == 200
+
+    with Station(tmp_path / "state2") as station:
+        url = f"{station.url}/vapix/call?format=simple&action=axcall:GetServiceCapabilities"
+        # 2. 30 wrong guesses spread over other names slow the address down...
+        for i in range(30):
+            assert requests.get(url, auth=HTTPBasicAuth(["viewer", "oper", "ghost"][i % 3], "wrong-pass"),
+                                timeout=20).status_code == 401
+        assert requests.get(url, auth=HTTPBasicAuth(*VIEWER), timeout=20).status_code == 429
+        # ...but the admin, whose password nobody guessed, still gets in (Digest and Basic)
+        assert requests.get(url, auth=HTTPDigestAuth(*ADMIN), timeout=20).status_code == 200
+        assert requests.get(url, auth=HTTPBasicAuth(*ADMIN), timeout=20).status_code == 200
