@@ -129,6 +129,20 @@ def test_vapix_call_odd_numbers_and_nesting_answer_400(station, sessions, body):
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("path", ["/axis-cgi/io/portmanagement.cgi", "/axis-cgi/basicdeviceinfo.cgi",
+                                  "/axis-cgi/apidiscovery.cgi"])
+@pytest.mark.parametrize("body", [b"[" * 5000, b'{"apiVersion": "1.0", "method": "getPorts", "params": '
+                                  + b"[" * 40 + b"]" * 40 + b"}",
+                                  b'{"apiVersion": "1.0", "method": "getPorts", "params": {"p": 1e999}}',
+                                  b'{"apiVersion": "1.0", "method": "getPorts", "params": 99999999999999999999999}',
+                                  b'{"apiVersion": "1.0", "method": "getPorts", "method": "x"}'])
+def test_axis_json_apis_refuse_hostile_json(station, sessions, path, body):
+    """The Axis JSON APIs read bodies with the same strict reader: Axis's 2101 "invalid JSON"."""
+    r = sessions["admin"].post(f"{station.url}{path}", data=body, timeout=10)
+    assert r.status_code < 500 and r.json()["error"]["code"] == 2101, r.text
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize("query", ["format=simple&action=axcall:GetCallStatus&CallId=" + "9" * 30,
                                    "format=simple&action=axcall:SetSIPConfiguration"
                                    "&SIPConfiguration_SIPPort=99999999999999999999999999"])

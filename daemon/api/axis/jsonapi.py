@@ -15,7 +15,9 @@ from typing import Any, Callable
 
 import falcon
 
+from daemon.api import jsonbody
 from daemon.commands import role_allows
+from daemon.faults import VapixFault
 
 MAX_BODY = 65536
 MAX_CONTEXT = 256
@@ -61,9 +63,10 @@ def read_body(req: falcon.Request, limit: int = MAX_BODY) -> bytes:
 
 def parse(body: bytes) -> JsonRequest:
     try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
-        raise ApiError(INVALID_JSON, "The body is not valid JSON") from None
+        # the API's one strict reader: bounded depth, 64-bit integers, finite numbers, no duplicates
+        doc = jsonbody.parse(body, max_body=MAX_BODY)
+    except VapixFault as e:
+        raise ApiError(INVALID_JSON, f"The body is not valid JSON ({e.reason[:120]})") from None
     if not isinstance(doc, dict):
         raise ApiError(INVALID_JSON, "The body must be a JSON object")
     version, context, method = doc.get("apiVersion"), doc.get("context"), doc.get("method")
