@@ -105,10 +105,17 @@ def parse_auth_params(text: str) -> dict[str, str] | None:
             return None
 
 
-def claimed_name(header: str | None) -> str | None:
-    """The user name an Authorization header claims, before anything is verified: None when it
-    offers no credentials we check (absent, or a scheme we do not offer), "" when it is malformed
-    or the name is not a valid user name (such a request can never succeed)."""
+@dataclass(frozen=True)
+class Credentials:
+    """What an Authorization header offers, parsed once, before anything is verified."""
+    scheme: str                              # "digest" | "basic"
+    name: str                                # claimed user name; "" if malformed or not a valid name
+    digest: dict[str, str] | None = None     # Digest parameters (None: malformed)
+    basic: tuple[str, str] | None = None     # Basic (name, password) (None: malformed)
+
+
+def parse_credentials(header: str | None) -> Credentials | None:
+    """None when the header offers no credentials we check (absent, or a scheme we do not offer)."""
     if not header:
         return None
     scheme, rest = (header.split(None, 1) + [""])[:2]
@@ -116,17 +123,25 @@ def claimed_name(header: str | None) -> str | None:
     if scheme not in ("digest", "basic"):
         return None
     if len(header) > MAX_AUTH_HEADER:
-        return ""
-    name = ""
+        return Credentials(scheme, "")
     if scheme == "digest":
         params = parse_auth_params(rest)
         name = (params or {}).get("username", "")
-    else:
-        try:
-            name = base64.b64decode(rest.strip(), validate=True).decode("utf-8").partition(":")[0]
-        except (binascii.Error, ValueError):
-            pass
-    return name if NAME_RE.fullmatch(name) else ""
+        return Credentials(scheme, name if NAME_RE.fullmatch(name) else "", digest=params)
+    try:
+        decoded = base64.b64decode(rest.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return Credentials(scheme, "")
+    name, sep, password = decoded.partition(":")
+    return Credentials(scheme, name if sep and NAME_RE.fullmatch(name) else "",
+                       basic=(name, password) if sep else None)
+
+
+def claimed_name(header: str | None) -> str | None:
+    """The user name a header claims: None without credentials, "" when no valid name is given
+    (such a request can never succeed)."""
+    credentials = parse_credentials(header)
+    return None if credentials is None else credentials.name
 
 
 def _add_header_line(resp: falcon.Response, name: str, value: str) -> None:
@@ -345,7 +360,8 @@ class Authenticator:
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         addr = req.remote_addr or ""
         now = self._clock()
-        name = claimed_name(req.get_header("Authorization"))
+        credentials = parse_credentials(req.get_header("Authorization"))
+        name = credentials.name if credentials is not None else None
         if name is not None:  # credentials offered: are they refused unchecked for now?
             with self._lock:
                 wait = self._limiter.blocked_for(addr, name, now)
@@ -353,7 +369,7 @@ class Authenticator:
                 self._reply_too_many(resp, wait)
                 return
         try:
-            outcome = self._authenticate(req, now)
+            outcome = self._authenticate(req, credentials, now)
         except UserStoreUnavailable as e:
             log.error("user database unavailable: %s", e)
             self._reply(resp, 503, unavailable("The user database is not available"), [])
@@ -422,19 +438,14 @@ class Authenticator:
         return struct.unpack(">Q", body[:8])[0]
 
     # -- checking credentials ----------------------------------------------------------------
-    def _authenticate(self, req: falcon.Request, now: float):
-        header = req.get_header("Authorization")
-        if not header:
-            return _CHALLENGE
-        if len(header) > MAX_AUTH_HEADER:
-            return _FAILED
-        scheme, rest = (header.split(None, 1) + [""])[:2]
-        scheme = scheme.lower()
-        if scheme == "digest":
-            return self._digest(req, rest, now)
-        if scheme == "basic":
-            return self._basic(rest, now)
-        return _CHALLENGE  # a scheme we do not offer carries no password guess
+    def _authenticate(self, req: falcon.Request, credentials: Credentials | None, now: float):
+        if credentials is None:
+            return _CHALLENGE  # none offered, or a scheme we do not offer: no password guess
+        if credentials.digest is not None:
+            return self._digest(req, credentials.digest, now)
+        if credentials.basic is not None:
+            return self._basic(*credentials.basic, now)
+        return _FAILED  # malformed or too long
 
     def _user(self, name: str, now: float) -> UserRecord | None:
         with self._lock:
@@ -447,10 +458,7 @@ class Authenticator:
             self._users.put(name, record, now)
         return record
 
-    def _digest(self, req: falcon.Request, text: str, now: float):
-        p = parse_auth_params(text)
-        if p is None:
-            return _FAILED
+    def _digest(self, req: falcon.Request, p: dict[str, str], now: float):
         if any(k not in p for k in ("username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce")):
             return _FAILED  # includes RFC 2069 style (no qop) and username* (not supported)
         if p.get("userhash", "false").lower() != "false":
@@ -487,13 +495,8 @@ class Authenticator:
             return _STALE
         return AuthUser(record.name, record.role)
 
-    def _basic(self, text: str, now: float):
-        try:
-            decoded = base64.b64decode(text.strip(), validate=True).decode("utf-8")
-        except (binascii.Error, ValueError):
-            return _FAILED
-        name, sep, password = decoded.partition(":")
-        if not sep or not name or len(password) > 1024:
+    def _basic(self, name: str, password: str, now: float):
+        if not name or len(password) > 1024:
             return _FAILED
         key = hmac.new(self._secret, f"basic:{name}:{password}".encode("utf-8"), hashlib.sha256).digest()
         record = self._user(name, now)
