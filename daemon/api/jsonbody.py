@@ -23,7 +23,10 @@ MAX_DEPTH = 32
 INT_MIN, INT_MAX = -2 ** 63, 2 ** 63 - 1
 
 _UINT_TEXT = re.compile(r"[0-9]{1,19}\Z")
-_NUMBER_TEXT = re.compile(r"[0-9]{1,9}(\.[0-9]{1,9})?\Z")
+# plain decimal notation as clients format floats (`2`, `0.5`, `.5`, `4.2e-05`,
+# `0.30000000000000004`); no sign, `_`, spaces, nan/inf or other scripts' digits
+_NUMBER_TEXT = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?\Z")
+MAX_NUMBER_TEXT = 40
 
 
 def too_large(limit: int = MAX_BODY) -> VapixFault:
@@ -115,9 +118,9 @@ def query_uint(value: str | None, name: str, default: int, lo: int = 0, hi: int 
 
 
 def query_number(value: str | None, name: str, default: float, lo: float, hi: float) -> float:
-    """A non-negative decimal number query parameter (`2`, `0.5`) within lo..hi."""
+    """A non-negative decimal number query parameter (`2`, `0.5`, `1e-3`) within lo..hi."""
     if value is None:
         return default
-    if not _NUMBER_TEXT.match(value) or not lo <= float(value) <= hi:
+    if len(value) > MAX_NUMBER_TEXT or not _NUMBER_TEXT.match(value) or not lo <= float(value) <= hi:
         raise invalid_arg(f"{name} must be a number from {lo:g} to {hi:g}")
     return float(value)
