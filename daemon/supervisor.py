@@ -81,7 +81,7 @@ class Supervisor:
         """Long-poll: events with seq > after, waiting up to `wait` seconds for the first one."""
         from daemon.events import read_after
         try:
-            after = max(0, int(args.get("after", 0)))
+            after = min(max(0, int(args.get("after", 0))), 2**63 - 1)
             wait = min(max(0.0, float(args.get("wait", 0))), MAX_EVENT_WAIT)
             limit = min(max(1, int(args.get("limit", 100))), 1000)
         except (TypeError, ValueError):
@@ -165,6 +165,8 @@ async def _watchdog(runtime, interval: float, log: logging.Logger) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from daemon.fileperms import private_umask, secure_state_dir
+    private_umask()
     parser = argparse.ArgumentParser(prog="doorstation-supervisor")
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--sip-port", type=int, default=None,
@@ -173,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="address the SIP transports bind to (default: all)")
     parser.add_argument("--log-level", default=os.environ.get("DOORSTATION_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
+    secure_state_dir(args.state_dir)      # 0700, secrets 0600, whoever started us
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s supervisor %(levelname)s %(name)s: %(message)s")
     log = logging.getLogger("doorstation")

@@ -15,6 +15,7 @@ from daemon.commands import validate as v
 from daemon.commands.sip_config import resolve_password
 from daemon.faults import invalid_arg, missing_arg
 from daemon.sip.attributes import ATTRIBUTES, attribute_value  # noqa: F401 (attribute_value: re-export)
+from daemon.sip.config import MAX_ENGINE_ACCOUNTS
 
 KIND = "sip_account"
 ID_PREFIX = "sip_account_"
@@ -25,7 +26,7 @@ INITIALISED_KEY = "sip_accounts_initialised"   # settings marker: factory defaul
 # account is one of them when enabled, the peer-to-peer account included, and pjsua makes none of
 # its own (tests/test_account_limit.py checks both against the built pjsua2). More would fail in
 # pjsua (PJ_ETOOMANY) and make every later configuration write fail to apply.
-MAX_ACCOUNTS = 8
+MAX_ACCOUNTS = MAX_ENGINE_ACCOUNTS
 
 TRANSPORTS = ("udp", "tcp", "tls")
 MEDIA_ENCRYPTION_MODES = ("None", "SRTPBestEffort", "SRTPMandatory")

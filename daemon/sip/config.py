@@ -11,6 +11,8 @@ spellings the spec uses. Account attributes (daemon/sip/attributes.py) come from
 """
 from __future__ import annotations
 
+import logging
+import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -213,6 +215,30 @@ def account_from_vapix(doc: dict, dtmf: DtmfSettings | None) -> AccountConfig:
     )
 
 
+# What pjsua can hold (PJSUA_MAX_ACC); the commands refuse more (daemon/commands/accounts.py).
+MAX_ENGINE_ACCOUNTS = 8
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_log = logging.getLogger("doorstation.sip.config")
+
+
+def usable_accounts(accounts: Iterable[dict]) -> list[dict]:
+    """The stored accounts the engine can run. A store written by an older version may hold more
+    than pjsua can, or control characters in a field that goes into SIP: those are left out (and
+    logged), so that one bad account cannot make every later apply fail."""
+    out = []
+    for doc in accounts:
+        bad = [k for k, v in doc.items() if isinstance(v, str) and _CONTROL.search(v)]
+        if bad:
+            _log.error("SIP account %s left out: control characters in %s", str(doc.get("Id"))[:64],
+                       ", ".join(sorted(bad)))
+        elif len(out) >= MAX_ENGINE_ACCOUNTS:
+            _log.error("SIP account %s left out: at most %d accounts", str(doc.get("Id"))[:64],
+                       MAX_ENGINE_ACCOUNTS)
+        else:
+            out.append(doc)
+    return out
+
+
 def engine_config_from_vapix(sip_configuration: dict, accounts: Iterable[dict], *,
                              dtmf_configurations: Iterable[dict] = (), dtmf_triggers: Iterable[dict] = (),
                              dtmf_events: Iterable[dict] = (), codecs: Iterable[dict] = (),
@@ -222,7 +248,7 @@ def engine_config_from_vapix(sip_configuration: dict, accounts: Iterable[dict], 
     confs, trigs, evs = list(dtmf_configurations), list(dtmf_triggers), list(dtmf_events)
     accs = tuple(account_from_vapix(a, dtmf_settings_from_vapix(str(a.get("DTMFConfigurationId") or ""),
                                                                 confs, trigs, evs))
-                 for a in accounts)
+                 for a in usable_accounts(accounts))
     access = sc.get("AccessList", sc.get("AllowedURIs"))
     apply_access = sc.get("ApplyAccessList", sc.get("ApplyAllowedURIs"))
     return EngineConfig(**{
