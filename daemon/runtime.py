@@ -103,13 +103,13 @@ class StationRuntime:
         return self.engine.heartbeat_age()
 
     def _store_sip_port(self, sip_config, port: int) -> None:
-        """`--sip-port` is written into the stored configuration, so the API shows what is used."""
+        """`--sip-port N` is written into the stored configuration, so the API shows what is used:
+        SIPPort N and SIPTLSPort N+1 (the TLS listener follows, as 5060/5061 do by default)."""
         with self.store.transaction() as tx:
             config = sip_config.load(tx)
-            if config.get("SIPPort") != port:
-                config["SIPPort"] = port
-                if config.get("SIPTLSPort") == port:
-                    config["SIPTLSPort"] = port + 1
+            tls_port = port + 1 if port < 65535 else port - 1
+            if (config.get("SIPPort"), config.get("SIPTLSPort")) != (port, tls_port):
+                config["SIPPort"], config["SIPTLSPort"] = port, tls_port
                 tx.put_setting(sip_config.SETTING_KEY, config)
 
     # -- configuration -----------------------------------------------------------------------
