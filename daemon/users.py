@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from typing import Callable
 
 from daemon.store import Store
+from daemon.commands.roles import ROLES as COMMAND_ROLE_ORDER
 
 REALM = "doorstation"
-ROLES = ("admin", "operator", "viewer")
+ROLES = tuple(reversed(COMMAND_ROLE_ORDER))     # as the CLI lists them: admin first
 
 NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
 PASSWORD_MIN, PASSWORD_MAX = 8, 128

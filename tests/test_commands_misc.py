@@ -171,3 +171,11 @@ def test_control_characters_rejected_by_every_command(st, command, params, named
     assert is_invalid(fault), fault
     assert named in fault.reason and "control characters" in fault.reason, fault.reason
     assert st.runtime.changed == [] and st.runtime.placed == []
+
+
+def test_static_role_table_names_exactly_the_registered_commands():
+    from daemon.commands import REGISTRY, load_all
+    from daemon.commands.roles import COMMAND_ROLES
+    load_all()
+    assert len(COMMAND_ROLES) == 42
+    assert {n: c.role for n, c in REGISTRY.items()} == COMMAND_ROLES

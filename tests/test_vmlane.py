@@ -69,3 +69,10 @@ def test_guest_ran_the_end_to_end_call(guest_run):
     assert e2e and set(e2e.values()) == {"passed"}, f"{e2e}\n{log[-3000:]}"
     figures = json.loads((out / "e2e.json").read_text())
     assert figures["echo"] and figures["ringback"], figures
+
+
+def test_guest_ran_the_door_guard_on_gpiosim(guest_run):
+    """The relay re-locked on time on real kernel GPIO under load (tests/vm/test_door_guard_gpiosim.py)."""
+    _, out, log = guest_run
+    runs = {n: o for n, o in _ran(out).items() if "test_door_guard_gpiosim" in n}
+    assert len(runs) == 3 and set(runs.values()) == {"passed"}, f"{runs}\n{log[-3000:]}"

@@ -23,13 +23,14 @@ class Control(Protocol):
 
 
 def default_command_role(action: str) -> str:
-    """Minimum role for axcall:<action>; raises faults.unknown_action for commands we do not have."""
-    from daemon.commands import lookup  # imports every command module on first use
-    return lookup(action).role
+    """Minimum role for axcall:<action> from the static table (no command module is imported);
+    raises faults.unknown_action for commands we do not have."""
+    from daemon.commands.roles import command_role
+    return command_role(action)
 
 
 def default_role_allows(user_role: str, needed: str) -> bool:
-    from daemon.commands import role_allows
+    from daemon.commands.roles import role_allows
     return role_allows(user_role, needed)
 
 

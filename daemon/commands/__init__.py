@@ -12,10 +12,10 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
+from daemon.commands.roles import COMMAND_ROLES, ROLES, role_allows
 from daemon.faults import unknown_action
 from daemon.store import Store
 
-ROLES = ("viewer", "operator", "admin")
 
 
 T = TypeVar("T")
@@ -70,6 +70,8 @@ REGISTRY: dict[str, Command] = {}
 def command(name: str, role: str) -> Callable:
     """Decorator: register `handler` as axcall:<name>, runnable by `role` and above."""
     assert role in ROLES
+    if COMMAND_ROLES.get(name) != role:     # the API decides from the table: they must agree
+        raise RuntimeError(f"command {name}: role {role!r} is not the one in daemon/commands/roles.py")
 
     def register(handler: Callable[[Context, dict], dict]) -> Callable[[Context, dict], dict]:
         if name in REGISTRY:
@@ -87,10 +89,6 @@ async def resolve(value: Awaitable[T] | T) -> T:
 async def invoke(command: Command, ctx: Context, params: Any) -> dict:
     """Run a command's handler, awaiting it if it is a coroutine function."""
     return await resolve(command.handler(ctx, params))
-
-
-def role_allows(user_role: str, needed: str) -> bool:
-    return ROLES.index(user_role) >= ROLES.index(needed)
 
 
 def lookup(name: str) -> Command:
