@@ -14,6 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
+from daemon.sip.calls import ACTIVE, CALLING, IDLE
 from daemon.store import Store
 
 TOPIC_STATE = "tnsaxis:Call/State"
@@ -21,8 +22,6 @@ TOPIC_STATE_CHANGE = "tnsaxis:Call/StateChange"
 TOPIC_DTMF = "tnsaxis:Call/DTMF"
 DEFAULT_SOURCE = "DoorStation"
 
-# Per-call states as seen by the aggregate.
-IDLE, CALLING, ACTIVE = "Idle", "Calling", "Active"
 REASONS = ("Initiated", "Denied", "NoAnswer", "Busy", "Failed",
            "AcceptedByRemote", "AcceptedByDevice", "Terminated")
 # Where each reason leaves the call (None: the call is over).

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from daemon.sip.calls import VMS_CALL
 from hw.gpio import Bias, Direction, LineSpec
 
 FILE_NAME = "hardware.toml"
-VMS_CALL = "VMS_CALL"
 BUSY_ACTIONS = ("ignore", "hangup")
 
 

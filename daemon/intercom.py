@@ -20,10 +20,10 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from daemon.hwconfig import ButtonConfig, LedConfig, RelayConfig
+from daemon.sip.calls import ACTIVE, CALLING, IDLE
 from hw.gpio import Button, EdgeEvent, Led, Relay
 from hw.timers import Scheduler
 
-IDLE, CALLING, ACTIVE = "Idle", "Calling", "Active"
 _ENDED = {"Idle", "Terminating", "Terminated"}
 
 # topics of the events this module emits (payloads are documented in docs/hardware.md)

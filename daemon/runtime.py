@@ -18,12 +18,12 @@ from typing import Callable
 from daemon.events import CallEventSequencer, Event, EventLog, dtmf_event
 from daemon.faults import action_failed, invalid_arg, not_found
 from daemon.sip import calls as callmodel
+from daemon.sip.calls import VMS_CALL
 from daemon.sip.recorder import load_call_history, save_finished_call
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
                               DtmfMatched, EngineError, EngineSuperseded)
 from daemon.store import Store
 
-VMS_CALL = "VMS_CALL"
 RELAY_BINDINGS_KEY = "relay_dtmf_events"
 EVENT_LOG_KEEP = 10000
 TOPIC_SIP_APPLIED = "doorstation:SIP/Applied"

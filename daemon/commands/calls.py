@@ -16,8 +16,8 @@ from daemon.commands import Context, command, resolve
 from daemon.commands import accounts as acc
 from daemon.commands import validate as v
 from daemon.faults import action_failed, not_found
+from daemon.sip.calls import VMS_CALL
 
-VMS_CALL = "VMS_CALL"
 MAX_URI = 1024
 
 

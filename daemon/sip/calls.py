@@ -15,8 +15,11 @@ from typing import Iterable
 HISTORY_SIZE = 100
 CALL_ID_MAX = 64
 
-# CallState values
-CALLING, ACTIVE, TERMINATING, TERMINATED = "Calling", "Active", "Terminating", "Terminated"
+# CallState values (the one definition: the events, the intercom and the commands import these).
+# IDLE is the station's aggregate state when no call is Calling or Active.
+IDLE, CALLING, ACTIVE, TERMINATING, TERMINATED = "Idle", "Calling", "Active", "Terminating", "Terminated"
+# The Call destination that makes a VMS call (no SIP; the spec's VMS_CALL)
+VMS_CALL = "VMS_CALL"
 
 # Reasons for a call that ends before it was answered, by final SIP status code.
 BUSY_CODES = frozenset({486, 600})
