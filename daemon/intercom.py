@@ -30,6 +30,7 @@ _ENDED = {"Idle", "Terminating", "Terminated"}
 TOPIC_RELAY = "doorstation:Relay"
 TOPIC_BUTTON = "doorstation:Button"
 TOPIC_CALL_FAILED = "doorstation:Intercom/CallFailed"
+TOPIC_INPUT = "doorstation:Input"       # every input's edges: {"Input": role, "Active": bool}
 
 
 class SipControl(Protocol):
@@ -50,7 +51,11 @@ Emit = Callable[[str, dict[str, Any]], None]
 class Intercom:
     def __init__(self, *, sip: SipControl, scheduler: Scheduler, button: Button, led: Led,
                  relay: Relay, ringback: Ringback, emit: Emit, button_cfg: ButtonConfig,
-                 led_cfg: LedConfig, relay_cfg: RelayConfig) -> None:
+                 led_cfg: LedConfig, relay_cfg: RelayConfig,
+                 opens_door: Callable[[str], bool] | None = None) -> None:
+        """`opens_door(DTMFEventId)`: whether that DTMF event opens the door, asked when it happens
+        (the supervisor answers from hardware.toml and the stored bindings; no copy is kept here).
+        Default: the events listed in hardware.toml's [relay]."""
         self._sip = sip
         self._scheduler = scheduler
         self._button = button
@@ -61,6 +66,7 @@ class Intercom:
         self._button_cfg = button_cfg
         self._led_cfg = led_cfg
         self._relay_cfg = relay_cfg
+        self._opens_door = opens_door or (lambda event_id: event_id in relay_cfg.dtmf_events)
         self._calls: dict[str, str] = {}        # CallId -> Calling | Active
         self._outgoing: set[str] = set()        # calls whose Calling state should ring back
         self._ended_in_call: set[str] | None = None   # calls that ended while sip.call() ran
@@ -90,8 +96,13 @@ class Intercom:
             self._pressed()
 
     def press(self) -> dict[str, Any]:
-        """A press that did not come from the GPIO line (CLI/development); returns what it did."""
-        return self._pressed()
+        """A press that did not come from the GPIO line (CLI/development); returns what it did.
+        Logged as the line would log it: pressed, then released."""
+        self._emit(TOPIC_INPUT, {"Input": self._button.role, "Active": True})
+        try:
+            return self._pressed()
+        finally:
+            self._emit(TOPIC_INPUT, {"Input": self._button.role, "Active": False})
 
     def _pressed(self) -> dict[str, Any]:
         cfg = self._button_cfg
@@ -134,7 +145,7 @@ class Intercom:
         if not isinstance(event, dict):
             event = {"DTMFEventId": event, "CallId": call_id}
         event_id, call_id = str(event["DTMFEventId"]), event.get("CallId")
-        if event_id in self._relay_cfg.dtmf_events:
+        if self._opens_door(event_id):
             self._pulse({"Cause": "DTMF", "DTMFEventId": event_id, "CallId": call_id})
 
     def open_door(self, user: str, pulse_ms: int | None = None) -> dict[str, Any]:
@@ -146,11 +157,6 @@ class Intercom:
         """The supervisor's form: cause = {"api": user} (or {"User": user})."""
         user = cause.get("User") or cause.get("api") or cause.get("user") or "unknown"
         return self.open_door(str(user))
-
-    def set_relay_events(self, event_ids) -> None:
-        """The DTMF events that open the door (hardware.toml's plus those bound through the API)."""
-        from dataclasses import replace
-        self._relay_cfg = replace(self._relay_cfg, dtmf_events=tuple(event_ids))
 
     def status(self) -> dict[str, Any]:
         return {"State": self.state, "Relay": "Unlocked" if self._relay.unlocked else "Locked",

@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 class Runtime(Protocol):
-    """What the commands need from the supervisor's live state (implemented in daemon/runtime.py).
+    """What the commands need from the supervisor's live state (implemented in daemon/supervisor/runtime.py).
     Methods that reach the SIP engine may return an awaitable instead of the value (see resolve())."""
 
     def config_changed(self, what: str) -> None:

@@ -1,6 +1,6 @@
 """Call history in the `calls` table: finished calls (SIP and VMS), the newest HISTORY_SIZE kept.
 
-Used by daemon/runtime.py on the supervisor's loop thread (the single SQLite writer), which also
+Used by daemon/supervisor/runtime.py on the supervisor's loop thread (the single SQLite writer), which also
 turns engine events into the event log.
 """
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The supervisor's live state: the SIP engine, VMS calls, call history, the event log, and the
-door (intercom). Implements daemon.commands.Runtime for the command handlers.
+"""The supervisor's live state: the SIP engine, VMS calls, call history and the door (intercom).
+Implements daemon.commands.Runtime for the command handlers. Built by daemon/supervisor/wiring.py.
 
 Everything here runs on the supervisor's loop thread, and nothing here waits on the SIP engine:
 requests go to the engine as futures that the commands await (asyncio.wrap_future), configuration
@@ -12,10 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from daemon.events import CallEventSequencer, Event, EventLog, dtmf_event
+from daemon.events import CallEventSequencer, Event, dtmf_event
+from daemon.intercom import TOPIC_INPUT
 from daemon.faults import action_failed, invalid_arg, not_found
 from daemon.sip import calls as callmodel
 from daemon.sip.calls import VMS_CALL
@@ -23,34 +23,35 @@ from daemon.sip.recorder import load_call_history, save_finished_call
 from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
                               DtmfMatched, EngineError, EngineSuperseded)
 from daemon.store import Store
+from daemon.supervisor.eventsink import EventSink
+
+if TYPE_CHECKING:
+    from daemon.intercom import Intercom
+    from daemon.sip.engine import SipEngine
+    from hw.station import StationHardware
 
 RELAY_BINDINGS_KEY = "relay_dtmf_events"
-EVENT_LOG_KEEP = 10000
 TOPIC_SIP_APPLIED = "doorstation:SIP/Applied"
 CALL_ANSWER_WAIT_S = 2.0      # Call waits this long for the INVITE; later failures come as events
 HANGUP_WAIT_S = 5.0
 SETTLE_WAIT_S = 2.0           # a status read waits this long for the configuration to be in force
 
 
-class RuntimeConfigError(Exception):
-    """The station cannot start with this configuration (message names what is wrong)."""
-
-
 class StationRuntime:
-    def __init__(self, store: Store, engine, loop: asyncio.AbstractEventLoop, log: logging.Logger,
-                 events_appended: Callable[[], None], sip_port: int | None = None,
-                 bind_address: str = "", hardware=None, tls_files: dict | None = None,
+    def __init__(self, store: Store, engine: "SipEngine", sink: EventSink, loop: asyncio.AbstractEventLoop,
+                 log: logging.Logger, *, sip_port: int | None = None, bind_address: str = "",
+                 hardware: "StationHardware | None" = None, tls_files: dict | None = None,
                  clock: Callable[[], float] = time.time):
         self.store = store
         self.engine = engine
+        self.sink = sink
         self.loop = loop
         self.log = log
-        self.events_appended = events_appended
         self.sip_port = sip_port
         self.bind_address = bind_address
         self.tls_files = tls_files or {}
         self.hardware = hardware
-        self.intercom = hardware.intercom if hardware is not None else None
+        self.intercom: "Intercom | None" = None   # attach_intercom(): the intercom calls back in here
         self.clock = clock
         self.sequencer = CallEventSequencer()
         self.history = callmodel.CallHistory()
@@ -77,25 +78,30 @@ class StationRuntime:
         # A failure is reported and the station keeps running: the API is how the owner fixes it
         # (e.g. a SIP port another program holds).
         self._apply("startup")
-        if self.hardware is not None:
-            self.intercom.set_relay_events(self.relay_bindings()["Effective"])
+        if self.hardware is not None and self.intercom is not None:
             self.intercom.start()
             self.loop.add_reader(self.hardware.fileno(), self._on_hardware_readable)
         self._emit(self.sequencer.initial())
 
+    def attach_intercom(self, intercom: "Intercom") -> None:
+        """The intercom is built after the runtime (it calls and emits through it); connect them."""
+        self.intercom = intercom
+
     def stop(self) -> None:
+        """Calls ended and the engine stopped; the wiring then locks the door and closes the hardware."""
         for handle in self._vms_timers.values():
             handle.cancel()
-        try:
-            self.engine.stop()
-        finally:
-            if self.hardware is not None:
-                self.loop.remove_reader(self.hardware.fileno())
-                self.hardware.close()  # relay locked, LED off, lines and sound device released
+        if self.hardware is not None and self.intercom is not None:
+            self.loop.remove_reader(self.hardware.fileno())
+        self.engine.stop()
 
     def _on_hardware_readable(self) -> None:
         try:
-            self.hardware.on_readable()
+            for edge in self.hardware.read_edges():
+                # every edge is logged (Axis IO/Port events follow the line: press and release)
+                self.sink.emit(TOPIC_INPUT, {"Input": edge.role, "Active": edge.active})
+                if edge.role == "call_button":
+                    self.intercom.on_button(edge)
         except Exception:
             self.log.exception("handling a GPIO edge failed")
 
@@ -151,13 +157,11 @@ class StationRuntime:
             self.log.error("could not apply %s: %s", what, error)
         self.apply_status = {"State": "Failed" if error else "Applied", "What": what,
                              "Generation": generation, **({"Error": error} if error else {})}
-        self._emit([Event(TOPIC_SIP_APPLIED, {"Source": "DoorStation"}, dict(self.apply_status))])
+        self.sink.emit(TOPIC_SIP_APPLIED, dict(self.apply_status))
 
     def config_changed(self, what: str) -> None:
         if what == "vms":
             return  # read when a VMS call starts
-        if what == "dtmf":
-            self._refresh_relay_bindings()  # a removed DTMF event no longer opens the door
         self._apply(what)
 
     async def config_settled(self) -> None:
@@ -210,6 +214,19 @@ class StationRuntime:
         self._call_transition(call_id, "Initiated", record.status())
         self._call_transition(call_id, "Failed", record.status())
         self._call_finished(record.status())
+
+    def hang_up_nowait(self, call_id: str) -> None:
+        """Hang up without waiting (the button): a failure is only logged."""
+        if call_id in self.vms_calls:
+            self._vms_end(call_id, "Terminated")
+            return
+        try:
+            future = self.engine.hangup_async(call_id)
+        except EngineError as e:
+            self.log.warning("hanging up %s: %s", call_id, e)
+            return
+        future.add_done_callback(lambda f: None if f.cancelled() or f.exception() is None else
+                                 self.log.warning("hanging up %s: %s", call_id, f.exception()))
 
     async def terminate_call(self, call_id: str) -> None:
         if call_id in self.vms_calls:
@@ -278,11 +295,8 @@ class StationRuntime:
         return status
 
     # -- engine events -----------------------------------------------------------------------
-    def on_engine_event(self, event) -> None:
-        """Called on the engine thread: hand over to the loop thread, nothing else."""
-        self.loop.call_soon_threadsafe(self._handle_engine_event, event)
-
-    def _handle_engine_event(self, event) -> None:
+    def handle_engine_event(self, event) -> None:
+        """An engine event, on the loop thread (wiring.EngineEvents hands them over)."""
         try:
             if isinstance(event, CallTransition):
                 self._call_transition(event.call_id, event.reason, event.status)
@@ -314,24 +328,22 @@ class StationRuntime:
 
     def emit_hardware_event(self, topic: str, data: dict) -> None:
         """Relay activations (with their cause), button actions and extra inputs, into the log."""
-        self._emit([Event(topic, {"Source": "DoorStation"}, dict(data))])
+        self.sink.emit(topic, data)
 
-    def _emit(self, events: list) -> None:
-        if not events:
-            return
-        seqs = EventLog.append_events(self.store, events)
-        if seqs and seqs[-1] % 1000 == 0:
-            EventLog.prune(self.store, EVENT_LOG_KEEP)
-        self.events_appended()
+    def _emit(self, events: list[Event]) -> None:
+        self.sink.append(events)
 
     # -- the door ---------------------------------------------------------------------------
     def status(self) -> dict:
         accounts = self.store.list_objects("sip_account")
+        hardware = None
+        if self.hardware is not None and self.intercom is not None:
+            hardware = {**self.intercom.status(), **self.hardware.status()}
         return {
             "CallState": self.sequencer.aggregate,
             "Calls": [s for s in self.call_statuses() if s.get("CallState") in ("Calling", "Active")],
             "Accounts": [self.engine.account_status(a["Id"]) for a in accounts],
-            "Hardware": self.hardware.status() if self.hardware is not None else None,
+            "Hardware": hardware,
             "SIPConfiguration": dict(self.apply_status),
             "EngineHeartbeatAge": round(self.engine.heartbeat_age(), 3),
         }
@@ -355,6 +367,11 @@ class StationRuntime:
         effective = [e for e in dict.fromkeys(fixed + stored) if e in existing]
         return {"DTMFEventIds": stored, "FromHardwareConfig": fixed, "Effective": effective}
 
+    def opens_door(self, event_id: str) -> bool:
+        """Does this DTMF event open the door? Read when it happens (the store and hardware.toml
+        are the only places the bindings live)."""
+        return event_id in self.relay_bindings()["Effective"]
+
     def set_relay_bindings(self, event_ids) -> dict:
         if not isinstance(event_ids, list) or not all(isinstance(e, str) for e in event_ids):
             raise invalid_arg("DTMFEventIds must be a list of DTMF event ids")
@@ -364,73 +381,9 @@ class StationRuntime:
             raise invalid_arg(f"No such DTMF event: {', '.join(unknown[:5])}")
         with self.store.transaction() as tx:
             tx.put_setting(RELAY_BINDINGS_KEY, {"DTMFEventIds": list(dict.fromkeys(event_ids))})
-        self._refresh_relay_bindings()
         return self.relay_bindings()
 
     def button_call_placed(self, call_id: str, to: str, future: asyncio.Future) -> None:
         error = None if future.cancelled() else future.exception()
         if error is not None and self.intercom is not None:
             self.intercom.call_failed(call_id, to, f"{type(error).__name__}: {error}")
-
-    def _refresh_relay_bindings(self) -> None:
-        if self.intercom is not None:
-            self.intercom.set_relay_events(self.relay_bindings()["Effective"])
-
-
-class _SipControl:
-    """What the intercom calls on a button press: the same paths as axcall:Call/TerminateCall,
-    without waiting: the CallId at once, a failure later through intercom.call_failed()."""
-
-    def __init__(self, runtime_of: Callable[[], "StationRuntime"]):
-        self._runtime_of = runtime_of
-
-    def call(self, account_id: str | None, to: str) -> str:
-        runtime = self._runtime_of()
-        call_id, placed = runtime.start_call(account_id, to)
-        if placed is not None:
-            placed.add_done_callback(lambda f: runtime.button_call_placed(call_id, to, f))
-        return call_id
-
-    def hangup(self, call_id: str) -> None:
-        runtime = self._runtime_of()
-        if call_id in runtime.vms_calls:
-            runtime._vms_end(call_id, "Terminated")
-            return
-        try:
-            future = runtime.engine.hangup_async(call_id)
-        except EngineError as e:
-            runtime.log.warning("hanging up %s: %s", call_id, e)
-            return
-        future.add_done_callback(lambda f: None if f.cancelled() or f.exception() is None else
-                                 runtime.log.warning("hanging up %s: %s", call_id, f.exception()))
-
-
-def build_runtime(store: Store, state_dir: Path, loop, log: logging.Logger, options: dict,
-                  events_appended: Callable[[], None]) -> StationRuntime:
-    from daemon.hwconfig import HwConfigError
-    from daemon.sip.engine import SipEngine
-    from daemon.tls import station_tls_files
-    from hw.audio import AudioDeviceError
-    from hw.gpio import GpioError
-    from hw.station import build_station_hardware
-    from hw.timers import AsyncioScheduler
-    holder: dict = {}
-    try:
-        hardware = build_station_hardware(
-            state_dir, sip=_SipControl(lambda: holder["runtime"]), scheduler=AsyncioScheduler(loop),
-            emit=lambda topic, data: holder["runtime"].emit_hardware_event(topic, data),
-            notify=loop.call_soon_threadsafe)
-    except (HwConfigError, GpioError, AudioDeviceError) as e:
-        raise RuntimeConfigError(str(e)) from e
-    audio = hardware.audio
-    engine = SipEngine(on_event=lambda ev: holder["runtime"].on_engine_event(ev), log=log.getChild("sip"),
-                       media_hook=audio.media_hook,
-                       # the port exists before the first call, so ring-back can play at once
-                       on_endpoint_ready=audio.open_port,
-                       media_end_hook=lambda call_id: audio.detach() if audio.call_id == call_id else None)
-    audio.run_on_engine = engine.submit      # ring-back's clock is switched on the engine thread
-    runtime = StationRuntime(store, engine, loop, log, events_appended, sip_port=options.get("sip_port"),
-                             bind_address=options.get("sip_bind") or "", hardware=hardware,
-                             tls_files=station_tls_files(state_dir, log))
-    holder["runtime"] = runtime
-    return runtime

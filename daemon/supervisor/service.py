@@ -15,29 +15,30 @@ import signal
 import sys
 from pathlib import Path
 
-from daemon import sdnotify
 from daemon.commands import Context, invoke, lookup, role_allows
 from daemon.control.server import ControlServer
 from daemon.faults import VapixFault, action_failed, not_authorized
-from daemon.store import Store, StoreError
+from daemon.store import StoreError
+from daemon.supervisor import control_socket_path, sdnotify
+from daemon.supervisor.wiring import Station, StationConfigError, open_station
 
 EXIT_OK = 0
 EXIT_CONFIG = 2      # bad configuration: systemd should not restart in a loop (RestartPreventExitStatus)
 EXIT_FAILURE = 1
 
-MAX_EVENT_WAIT = 30.0
 
 
-def control_socket_path(state_dir: str | os.PathLike) -> Path:
-    return Path(state_dir) / "run" / "control.sock"
 
 
 class Supervisor:
-    def __init__(self, store: Store, runtime, socket_path: str | os.PathLike, log: logging.Logger):
-        self.store = store
-        self.runtime = runtime
+    """The control socket's handlers over the station's parts (one owner each: the store, the
+    event sink, the runtime)."""
+
+    def __init__(self, station: Station, socket_path: str | os.PathLike, log: logging.Logger):
+        self.store = station.store
+        self.sink = station.sink
+        self.runtime = station.runtime
         self.log = log
-        self._events_changed = asyncio.Condition()
         self.server = ControlServer(str(socket_path), self._handlers(), log)
 
     def _handlers(self) -> dict:
@@ -79,77 +80,45 @@ class Supervisor:
 
     async def events_wait(self, args: dict) -> dict:
         """Long-poll: events with seq > after, waiting up to `wait` seconds for the first one."""
-        from daemon.events import read_after
         try:
-            after = min(max(0, int(args.get("after", 0))), 2**63 - 1)
-            wait = min(max(0.0, float(args.get("wait", 0))), MAX_EVENT_WAIT)
-            limit = min(max(1, int(args.get("limit", 100))), 1000)
-        except (TypeError, ValueError):
+            after, wait, limit = int(args.get("after", 0)), float(args.get("wait", 0)), int(args.get("limit", 100))
+        except (TypeError, ValueError, OverflowError):
             raise action_failed("after, wait and limit must be numbers") from None
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
-        async with self._events_changed:
-            while True:
-                events = read_after(self.store, after, limit)
-                left = deadline - loop.time()
-                if events or left <= 0:
-                    break
-                try:
-                    await asyncio.wait_for(self._events_changed.wait(), left)
-                except asyncio.TimeoutError:
-                    pass
-        return {"events": events, "next": events[-1]["seq"] if events else after}
-
-    def events_appended(self) -> None:
-        """Called on the loop thread by the runtime after it committed new events."""
-        async def wake() -> None:
-            async with self._events_changed:
-                self._events_changed.notify_all()
-        asyncio.get_running_loop().create_task(wake())
+        if wait != wait:       # NaN
+            raise action_failed("wait must be a number")
+        return await self.sink.wait_after(after, wait, limit)
 
 
 async def serve(state_dir: Path, options: dict, log: logging.Logger) -> int:
-    from daemon.runtime import build_runtime, RuntimeConfigError
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-
     try:
-        store = Store.open(state_dir)
+        station = open_station(state_dir, loop, log, options)
     except StoreError as e:
         log.error("%s", e)
         return EXIT_CONFIG
-    supervisor = None
-    runtime = None
-    try:
-        runtime = build_runtime(store=store, state_dir=state_dir, loop=loop, log=log, options=options,
-                                events_appended=lambda: supervisor.events_appended())
-        supervisor = Supervisor(store, runtime, control_socket_path(state_dir), log)
-        await supervisor.server.start()
-        runtime.start()
-    except RuntimeConfigError as e:
+    except StationConfigError as e:
         log.error("configuration error: %s", e)
-        if supervisor is not None:
-            await supervisor.server.stop()
-        if runtime is not None:
-            runtime.stop()
-        store.close()
         return EXIT_CONFIG
-    sdnotify.notify("READY=1")
-    log.info("supervisor ready (pid %d, state %s)", os.getpid(), state_dir)
-
-    watchdog = sdnotify.watchdog_interval()
-    watchdog_task = loop.create_task(_watchdog(runtime, watchdog, log)) if watchdog else None
-    await stop.wait()
-
-    log.info("supervisor stopping")
-    sdnotify.notify("STOPPING=1")
-    if watchdog_task:
-        watchdog_task.cancel()
-    await supervisor.server.stop()
-    runtime.stop()
-    store.close()
+    supervisor = Supervisor(station, control_socket_path(state_dir), log)
+    watchdog_task = None
+    try:
+        await supervisor.server.start()
+        station.start()
+        sdnotify.notify("READY=1")
+        log.info("supervisor ready (pid %d, state %s)", os.getpid(), state_dir)
+        watchdog = sdnotify.watchdog_interval()
+        watchdog_task = loop.create_task(_watchdog(station.runtime, watchdog, log)) if watchdog else None
+        await stop.wait()
+        log.info("supervisor stopping")
+        sdnotify.notify("STOPPING=1")
+    finally:
+        if watchdog_task:
+            watchdog_task.cancel()
+        await supervisor.server.stop()
+        station.close()
     return EXIT_OK
 
 
@@ -181,7 +150,3 @@ def main(argv: list[str] | None = None) -> int:
     log = logging.getLogger("doorstation")
     options = {"sip_port": args.sip_port, "sip_bind": args.sip_bind}
     return asyncio.run(serve(Path(args.state_dir).resolve(), options, log))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from daemon.supervisor.service import main
+
+sys.exit(main())

@@ -1,0 +1,140 @@
+"""Builds the supervisor's parts in order and tears them down in reverse: the one place that
+knows how they connect.
+
+    store -> event sink -> hardware (relay locked first) -> SIP engine -> runtime -> intercom
+
+`open_station()` builds all of it (nothing is left open when a step fails); `Station.start()`
+starts the engine and the door; `Station.close()` stops them in reverse: calls ended, engine
+stopped, door locked, lines and sound device released, store closed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from daemon.intercom import Intercom
+from daemon.store import Store
+from daemon.supervisor.eventsink import EventSink
+from daemon.supervisor.runtime import StationRuntime
+
+
+class StationConfigError(Exception):
+    """The station cannot start with this configuration (message names what is wrong)."""
+
+
+class EngineEvents:
+    """Hands the SIP engine's events (engine thread) to a handler on the loop thread; the handler
+    is connected once the runtime that handles them exists."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handler: Callable[[Any], None] | None = None
+
+    def connect(self, handler: Callable[[Any], None]) -> None:
+        self._handler = handler
+
+    def deliver(self, event: Any) -> None:           # engine thread: only hand over
+        self._loop.call_soon_threadsafe(self._dispatch, event)
+
+    def _dispatch(self, event: Any) -> None:
+        if self._handler is not None:
+            self._handler(event)
+
+
+class ButtonCalls:
+    """What the intercom calls on a button press: the same paths as axcall:Call/TerminateCall,
+    without waiting: the CallId at once, a failure later through intercom.call_failed()."""
+
+    def __init__(self, runtime: StationRuntime) -> None:
+        self._runtime = runtime
+
+    def call(self, account_id: str | None, to: str) -> str:
+        call_id, placed = self._runtime.start_call(account_id, to)
+        if placed is not None:
+            placed.add_done_callback(lambda f: self._runtime.button_call_placed(call_id, to, f))
+        return call_id
+
+    def hangup(self, call_id: str) -> None:
+        self._runtime.hang_up_nowait(call_id)
+
+
+@dataclass
+class Station:
+    store: Store
+    sink: EventSink
+    runtime: StationRuntime
+    hardware: Any = None
+    intercom: Intercom | None = None
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("doorstation"))
+
+    def start(self) -> None:
+        self.runtime.start()            # engine, configuration apply, door (locked), GPIO reader
+
+    def close(self) -> None:
+        """Reverse order; each step runs even if the one before failed."""
+        try:
+            self.runtime.stop()             # calls hung up, engine stopped
+        finally:
+            try:
+                if self.intercom is not None:
+                    self.intercom.shutdown()    # relay locked (event logged), LED off
+            finally:
+                try:
+                    if self.hardware is not None:
+                        self.hardware.close()   # relay driven locked again, lines and sound device released
+                finally:
+                    self.store.close()
+
+
+def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.Logger,
+                 options: dict) -> Station:
+    """Raises StoreError, or StationConfigError for a bad hardware.toml, GPIO or sound device."""
+    from daemon.hwconfig import HwConfigError
+    from daemon.sip.engine import SipEngine
+    from daemon.tls import station_tls_files
+    from hw.audio import AudioDeviceError
+    from hw.gpio import GpioError
+    from hw.station import open_station_hardware
+    from hw.timers import AsyncioScheduler
+
+    store = Store.open(state_dir)
+    built: list[Callable[[], None]] = [store.close]
+    try:
+        sink = EventSink(store)
+        scheduler = AsyncioScheduler(loop)
+        try:
+            hardware = open_station_hardware(state_dir, scheduler=scheduler, notify=loop.call_soon_threadsafe)
+        except (HwConfigError, GpioError, AudioDeviceError) as e:
+            raise StationConfigError(str(e)) from e
+        built.append(hardware.close)
+        audio = hardware.audio
+        engine_events = EngineEvents(loop)
+        # history_size=0: finished calls have one home, the runtime's history (persisted in SQLite);
+        # the engine keeps only the calls in progress
+        engine = SipEngine(on_event=engine_events.deliver, log=log.getChild("sip"), history_size=0,
+                           media_hook=audio.media_hook,
+                           # the port exists before the first call, so ring-back can play at once
+                           on_endpoint_ready=audio.open_port,
+                           media_end_hook=lambda call_id: audio.detach() if audio.call_id == call_id else None)
+        audio.run_on_engine = engine.submit      # ring-back's clock is switched on the engine thread
+        runtime = StationRuntime(store, engine, sink, loop, log, sip_port=options.get("sip_port"),
+                                 bind_address=options.get("sip_bind") or "", hardware=hardware,
+                                 tls_files=station_tls_files(state_dir, log))
+        cfg = hardware.config
+        intercom = Intercom(sip=ButtonCalls(runtime), scheduler=scheduler, button=hardware.button,
+                            led=hardware.led, relay=hardware.relay, ringback=audio, emit=sink.emit,
+                            button_cfg=cfg.button, led_cfg=cfg.led, relay_cfg=cfg.relay,
+                            opens_door=runtime.opens_door)
+        runtime.attach_intercom(intercom)
+        engine_events.connect(runtime.handle_engine_event)
+        return Station(store, sink, runtime, hardware, intercom, log)
+    except BaseException:
+        for close in reversed(built):
+            try:
+                close()
+            except Exception:
+                log.exception("cleaning up after a failed start")
+        raise
