@@ -114,6 +114,7 @@ def cmd_run(args) -> int:
         sup_cmd += ["--sip-bind", "127.0.0.1" if sip_bind == "localhost" else sip_bind]
     supervisor = subprocess.Popen(sup_cmd, env=env)
     api = None
+    rtsp = RtspProcess(args.rtsp, state, env) if args.rtsp else None
     try:
         if not wait_until(lambda: supervisor_running(state), 30, [supervisor]):
             print("doorstation: the supervisor did not start (see its messages above)", file=sys.stderr)
@@ -124,6 +125,8 @@ def cmd_run(args) -> int:
             print(f"doorstation: the API did not start on {host}:{port}", file=sys.stderr)
             return 1
         shown = f"[{host}]" if ":" in host else host
+        if rtsp is not None and not rtsp.start():
+            return 1
         print(f"doorstation running: http://{shown}:{port}/vapix/call (state {state}); Ctrl-C stops",
               flush=True)
         restarts: list[float] = []
@@ -142,12 +145,60 @@ def cmd_run(args) -> int:
                       file=sys.stderr, flush=True)
                 time.sleep(1)
                 supervisor = subprocess.Popen(sup_cmd, env=env)
+            if rtsp is not None and not rtsp.keep_running():
+                return 1
             time.sleep(0.2)
         return 0
     finally:
+        if rtsp is not None:
+            rtsp.stop()
         if api is not None:
             stop_process(api, 10)
         stop_process(supervisor, 20)
+
+
+class RtspProcess:
+    """The RTSP event stream (`python -m daemon.rtsp`) next to the API: its own process, so a
+    crash there never touches the supervisor; restarted if it exits, within a bound."""
+
+    def __init__(self, listen: tuple[str, int], state: Path, env: dict):
+        self.host, self.port = listen
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.cmd = [sys.executable, "-m", "daemon.rtsp", "--state-dir", str(state), "--listen", f"{shown}:{self.port}"]
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.restarts: list[float] = []
+
+    def start(self) -> bool:
+        self.proc = subprocess.Popen(self.cmd, env=self.env)
+        if not wait_until(lambda: port_open(self.host, self.port), 30, [self.proc]):
+            print(f"doorstation: the RTSP server did not start on {self.host}:{self.port}", file=sys.stderr)
+            return False
+        return True
+
+    def keep_running(self) -> bool:
+        if self.proc is None or self.proc.poll() is None:
+            return True
+        now = time.monotonic()
+        self.restarts = [t for t in self.restarts if now - t < 60] + [now]
+        if len(self.restarts) > 5:
+            print("doorstation: the RTSP server keeps exiting; stopping", file=sys.stderr)
+            return False
+        print(f"doorstation: the RTSP server exited ({self.proc.returncode}); restarting", file=sys.stderr, flush=True)
+        time.sleep(1)
+        self.proc = subprocess.Popen(self.cmd, env=self.env)
+        return True
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, 5)
+
+
+def cmd_rtsp(args) -> int:
+    """Run only the RTSP event stream in the foreground (the systemd unit uses this)."""
+    from daemon.rtsp.__main__ import main as rtsp_main
+    host, port = args.listen
+    return rtsp_main(["--state-dir", str(state_dir_of(args)), "--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"])
 
 
 def cmd_supervisor(args) -> int:
@@ -265,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sip-bind", help="SIP bind address (default: loopback when --http is loopback, else all)")
     run.add_argument("--workers", type=int, default=1)
     run.add_argument("--threads", type=int, default=8)
+    run.add_argument("--rtsp", type=parse_hostport, metavar="HOST:PORT",
+                     help="also serve the RTSP event stream there (554 on a real station; docs/events.md)")
     run.set_defaults(func=cmd_run)
 
     sup = with_state(sub.add_parser("supervisor", help="run only the supervisor (systemd unit)"))
@@ -277,6 +330,10 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=1)
     api.add_argument("--threads", type=int, default=8)
     api.set_defaults(func=cmd_api)
+
+    rtsp = with_state(sub.add_parser("rtsp", help="run only the RTSP event stream (systemd unit)"))
+    rtsp.add_argument("--listen", type=parse_hostport, default=parse_hostport("0.0.0.0:554"))
+    rtsp.set_defaults(func=cmd_rtsp)
 
     user = with_state(sub.add_parser("user", help="manage API users"))
     usub = user.add_subparsers(dest="user_command", required=True)

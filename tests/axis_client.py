@@ -3,6 +3,10 @@ interpreter of .venv-axis (scripts/test makes it), never imported by the tests t
 
     python tests/axis_client.py HOST PORT USER PASSWORD initialize     -> JSON of what axis learnt
     python tests/axis_client.py HOST PORT USER PASSWORD close|open ID  -> setPorts state closed|open
+    python tests/axis_client.py HOST PORT USER PASSWORD events RTSP_PORT SECONDS [close ID]
+        -> subscribes to the RTSP event stream (as Home Assistant does), prints "playing" once the
+           stream plays and its first events arrived, optionally switches port ID on through
+           setPorts, collects for SECONDS, then prints the events: [topic, id, state, operation]
 
 Prints one JSON object; errors become {"error": "<axis exception class>", "message": ...}.
 """
@@ -41,7 +45,33 @@ async def main(host: str, port: str, user: str, password: str, action: str, *res
             await vapix.api_discovery.update()
             await getattr(vapix.io_port_management, action)(rest[0])
             return {"done": action, "port": rest[0]}
+        if action == "events":
+            return await stream_events(device, int(rest[0]), float(rest[1]), list(rest[2:]))
         raise SystemExit(f"unknown action {action}")
+
+
+async def stream_events(device: AxisDevice, rtsp_port: int, seconds: float, then: list[str]) -> dict:
+    import axis.rtsp
+    from axis.rtsp import Signal
+    axis.rtsp.RTSP_PORT = rtsp_port      # v60 hard-codes 554; the test station listens elsewhere
+    events, signals = [], []
+    device.event.subscribe(lambda e: events.append([str(e.topic_base), e.id, e.state, str(e.operation)]))
+    device.stream.connection_status_callback.append(lambda s: signals.append(str(s)))
+    device.enable_events()
+    device.stream.start()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    while loop.time() < deadline and not (str(Signal.PLAYING) in signals and events):
+        if str(Signal.FAILED) in signals:
+            break
+        await asyncio.sleep(0.05)
+    print("playing" if str(Signal.PLAYING) in signals else "not playing", flush=True)
+    if then[:1] == ["close"]:
+        await device.vapix.api_discovery.update()
+        await device.vapix.io_port_management.close(then[1])
+    await asyncio.sleep(seconds)
+    device.stream.stop()
+    return {"signals": signals, "events": events}
 
 
 if __name__ == "__main__":

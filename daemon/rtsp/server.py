@@ -1,0 +1,307 @@
+"""The RTSP event-stream server: `rtsp://host:port/axis-media/media.amp?video=0&audio=0&event=on
+[&eventtopic=FILTER]`, Digest auth, RTP over UDP unicast, one ONVIF tt:MetadataStream document
+per RTP packet. Written for what Axis clients (PyPI `axis` v60, Home Assistant) expect; see
+docs/events.md for why this is a small responder of our own rather than gst-rtsp-server.
+
+Limits (hostile LAN): MAX_CONNECTIONS connections, one request at a time per connection, heads of
+at most 8 KiB, an idle connection closed after IDLE_TIMEOUT, a connection closed after
+MAX_AUTH_FAILURES wrong passwords (and the address slowed down by the API's FailureLimiter), RTP
+sent only to the address of the TCP peer, every stream's queue bounded (hub.Subscriber).
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+from daemon.api.auth import FailureLimiter
+from daemon.axis_events import Notification, TopicFilter, metadata_xml
+from daemon.rtsp.auth import ConnectionNonce, DigestVerifier, RtspUser
+from daemon.rtsp.hub import EventHub, Subscriber
+from daemon.rtsp.protocol import (METHODS, RTP_CLOCK, RTP_PAYLOAD_TYPE, Request, RtpSequence, RtspError,
+                                  format_response, parse_request, parse_transport)
+
+MEDIA_PATH = "/axis-media/media.amp"
+TRACK = "trackID=1"
+CONTROL_PATH = f"{MEDIA_PATH}/{TRACK}"
+SESSION_TIMEOUT = 60          # announced; Axis clients send a keep-alive every timeout-5 s
+IDLE_TIMEOUT = SESSION_TIMEOUT + 15
+MAX_CONNECTIONS = 64
+MAX_AUTH_FAILURES = 3
+MAX_DATAGRAM = 8192
+SERVER = "doorstation"
+PUBLIC = ", ".join(METHODS)
+
+
+class RtpSender(asyncio.DatagramProtocol):
+    """One UDP socket per address family, shared by every stream (RTP only goes out)."""
+
+    def __init__(self):
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def error_received(self, exc) -> None:     # ICMP port unreachable etc.: the stream's keep-alive decides
+        pass
+
+
+class RtspServer:
+    def __init__(self, hub: EventHub, verifier: DigestVerifier, log: logging.Logger,
+                 limiter: FailureLimiter | None = None):
+        self.hub = hub
+        self.verifier = verifier
+        self.log = log
+        self.limiter = limiter or FailureLimiter()
+        self.connections: set[RtspConnection] = set()
+        self._senders: dict[str, RtpSender] = {}
+        self._server: asyncio.base_events.Server | None = None
+
+    async def start(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: RtspConnection(self), host, port, reuse_address=True)
+        bind_v6 = ":" in host
+        sender = RtpSender()
+        await loop.create_datagram_endpoint(lambda: sender, local_addr=(host if host else ("::" if bind_v6 else "0.0.0.0"), 0))
+        self._senders["v6" if bind_v6 else "v4"] = sender
+
+    @property
+    def sockets(self):
+        return self._server.sockets if self._server else []
+
+    def sender_for(self, address: str) -> RtpSender | None:
+        return self._senders.get("v6" if ":" in address else "v4")
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections):
+            conn.close("server stopping")
+        for sender in self._senders.values():
+            if sender.transport is not None:
+                sender.transport.close()
+
+
+class RtspConnection(asyncio.Protocol):
+    def __init__(self, server: RtspServer):
+        self.server = server
+        self.log = server.log
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+        self.buffer = bytearray()
+        self.nonce = ConnectionNonce()
+        self.user: RtspUser | None = None
+        self.failures = 0
+        self.session_id = ""
+        self.filter = TopicFilter()
+        self.client_rtp_port = 0
+        self.rtp: RtpSequence | None = None
+        self.subscriber: Subscriber | None = None
+        self.idle: asyncio.TimerHandle | None = None
+        self.closed = False
+
+    # -- connection --------------------------------------------------------------------------
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        peer = transport.get_extra_info("peername") or ("", 0)
+        self.peer = peer[0]
+        if len(self.server.connections) >= MAX_CONNECTIONS:
+            transport.write(format_response(503, "0", [("Server", SERVER)]))
+            transport.close()
+            self.closed = True
+            return
+        self.server.connections.add(self)
+        self._touch()
+
+    def connection_lost(self, exc) -> None:
+        self._teardown()
+        self.closed = True
+        self.server.connections.discard(self)
+        if self.idle is not None:
+            self.idle.cancel()
+
+    def close(self, reason: str) -> None:
+        if not self.closed:
+            self.log.info("closing RTSP connection from %s: %s", self.peer, reason)
+            self.closed = True
+            self._teardown()
+            self.transport.close()
+
+    def _touch(self) -> None:
+        if self.idle is not None:
+            self.idle.cancel()
+        self.idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close, "idle")
+
+    def data_received(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.buffer += data
+        while self.buffer and not self.closed:
+            try:
+                request, used = parse_request(bytes(self.buffer))
+            except RtspError as e:
+                self._write(format_response(e.status, "0", [("Server", SERVER)]))
+                self.close(str(e))
+                return
+            if request is None:
+                return
+            del self.buffer[:used]
+            self._touch()
+            self._handle(request)
+
+    def _write(self, data: bytes) -> None:
+        if not self.closed:
+            self.transport.write(data)
+
+    def _reply(self, request: Request, status: int, headers: list[tuple[str, str]] = (), body: bytes = b"") -> None:
+        self._write(format_response(status, request.cseq, [("Server", SERVER), *headers], body))
+
+    # -- requests ----------------------------------------------------------------------------
+    def _handle(self, request: Request) -> None:
+        try:
+            if request.method not in METHODS:
+                raise RtspError(501 if request.method.isupper() else 400)
+            self._check_url(request)
+            if not self._keep_alive(request) and not self._authenticated(request):
+                return
+            {"OPTIONS": self._options, "GET_PARAMETER": self._options, "DESCRIBE": self._describe,
+             "SETUP": self._setup, "PLAY": self._play, "TEARDOWN": self._teardown_request}[request.method](request)
+        except RtspError as e:
+            self._reply(request, e.status, [("Public", PUBLIC)] if e.status == 405 else [])
+            if e.close:
+                self.close(str(e))
+
+    def _check_url(self, request: Request) -> None:
+        if request.url == "*" and request.method == "OPTIONS":
+            return
+        try:
+            parts = urlsplit(request.url)
+        except ValueError:
+            raise RtspError(400) from None
+        if parts.scheme.lower() != "rtsp" or parts.path.rstrip("/") not in (MEDIA_PATH, CONTROL_PATH):
+            raise RtspError(404)
+
+    def _keep_alive(self, request: Request) -> bool:
+        """OPTIONS/GET_PARAMETER within a playing session are keep-alives; axis v60 sends them
+        without credentials (the TCP connection is the authenticated session)."""
+        return (request.method in ("OPTIONS", "GET_PARAMETER") and self.user is not None
+                and bool(self.session_id) and request.headers.get("session", "").split(";")[0] == self.session_id)
+
+    def _authenticated(self, request: Request) -> bool:
+        now = time.time()
+        wait = self.server.limiter.blocked_for(self.peer, now)
+        if wait > 0:
+            self._reply(request, 503, [("Retry-After", str(int(wait) + 1))])
+            self.close("too many failed logins")
+            return False
+        outcome = self.server.verifier.check(request.method, request.headers.get("authorization"),
+                                             self.nonce, (MEDIA_PATH, CONTROL_PATH))
+        if isinstance(outcome, RtspUser):
+            if self.user is not None and outcome.name != self.user.name:
+                raise RtspError(403, "another user on this connection", close=True)
+            self.user = outcome
+            self.server.limiter.success(self.peer)
+            return True
+        if outcome == "failed":
+            self.failures += 1
+            self.server.limiter.failure(self.peer, now)
+        if outcome == "stale":
+            self.nonce = ConnectionNonce()
+        self._reply(request, 401, [("WWW-Authenticate", self.server.verifier.challenge(self.nonce, outcome == "stale"))])
+        if self.failures >= MAX_AUTH_FAILURES:
+            self.close("wrong credentials")
+        return False
+
+    def _options(self, request: Request) -> None:
+        headers = [("Public", PUBLIC)]
+        if self.session_id:
+            headers.append(("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}"))
+        self._reply(request, 200, headers)
+
+    def _stream_query(self, request: Request) -> TopicFilter:
+        query = request.query
+        if query.get("event", "off") != "on" or query.get("video", "1") != "0" or query.get("audio", "1") != "0":
+            raise RtspError(404, "only the event stream (video=0&audio=0&event=on) is served here")
+        try:
+            return TopicFilter(query.get("eventtopic", ""))
+        except ValueError:
+            raise RtspError(400) from None
+
+    def _describe(self, request: Request) -> None:
+        self.filter = self._stream_query(request)
+        parts = urlsplit(request.url)
+        control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
+        local = self.transport.get_extra_info("sockname") or ("0.0.0.0", 0)
+        family = "IP6" if ":" in local[0] else "IP4"
+        sdp = "\r\n".join([
+            "v=0", f"o=- {secrets.randbelow(10**9)} 1 IN {family} {local[0]}", "s=Doorstation events",
+            f"c=IN {family} {'::' if family == 'IP6' else '0.0.0.0'}", "t=0 0",
+            f"m=application 0 RTP/AVP {RTP_PAYLOAD_TYPE}",
+            f"a=rtpmap:{RTP_PAYLOAD_TYPE} vnd.onvif.metadata/{RTP_CLOCK}",
+            # absolute: axis v60 uses this line as the SETUP URL as it is
+            f"a=control:{control}", "a=recvonly", ""]).encode()
+        base = urlunsplit((parts.scheme, parts.netloc, MEDIA_PATH + "/", "", ""))
+        self._reply(request, 200, [("Content-Base", base), ("Content-Type", "application/sdp")], sdp)
+
+    def _setup(self, request: Request) -> None:
+        if self.session_id:
+            raise RtspError(459, "one stream per connection")
+        self.filter = self._stream_query(request)
+        transport = parse_transport(request.headers.get("transport", ""))
+        self.client_rtp_port = transport.rtp_port
+        self.session_id = secrets.token_hex(8).upper()
+        self.rtp = RtpSequence(secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
+        sender = self.server.sender_for(self.peer)
+        server_port = sender.transport.get_extra_info("sockname")[1] if sender and sender.transport else 0
+        self._reply(request, 200, [
+            ("Transport", f"RTP/AVP;unicast;client_port={transport.rtp_port}-{transport.rtcp_port};"
+                          f"server_port={server_port}-{server_port + 1};ssrc={self.rtp.ssrc:08X}"),
+            ("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")])
+
+    def _play(self, request: Request) -> None:
+        self._require_session(request)
+        if self.subscriber is not None:
+            self._reply(request, 200, [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")])
+            return
+        sub = Subscriber(self.filter, self._send, self._dropped)
+        if not self.server.hub.subscribe(sub):
+            raise RtspError(503, "too many event streams, or the supervisor is not reachable yet")
+        self.subscriber = sub
+        parts = urlsplit(request.url)
+        control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
+        self._reply(request, 200, [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}"),
+                                   ("Range", "npt=now-"),
+                                   ("RTP-Info", f"url={control};seq={self.rtp.seq};rtptime={self.rtp.ts_base}")])
+        self.log.info("event stream to %s:%d for %s (filter %r)", self.peer, self.client_rtp_port,
+                      self.user.name, request.query.get("eventtopic", ""))
+
+    def _teardown_request(self, request: Request) -> None:
+        self._require_session(request)
+        self._teardown()
+        self._reply(request, 200)
+
+    def _require_session(self, request: Request) -> None:
+        if not self.session_id or request.headers.get("session", "").split(";")[0].strip() != self.session_id:
+            raise RtspError(454)
+
+    # -- the stream --------------------------------------------------------------------------
+    def _send(self, n: Notification) -> None:
+        sender = self.server.sender_for(self.peer)
+        if sender is None or sender.transport is None or self.rtp is None:
+            return
+        payload = metadata_xml(n)
+        if len(payload) > MAX_DATAGRAM:
+            self.log.warning("event %s too large for one datagram (%d bytes); not sent", n.topic, len(payload))
+            return
+        sender.transport.sendto(self.rtp.packet(payload), (self.peer, self.client_rtp_port))
+
+    def _dropped(self, reason: str) -> None:
+        asyncio.get_running_loop().call_soon(self.close, reason)
+
+    def _teardown(self) -> None:
+        if self.subscriber is not None:
+            self.server.hub.unsubscribe(self.subscriber)
+            self.subscriber = None
+        self.session_id = ""
