@@ -48,7 +48,8 @@ class Station:
     """One running `doorstation run`. Use as a context manager."""
 
     def __init__(self, state_dir: Path, http_port: int | None = None, sip_port: int | None = None,
-                 extra_env: dict | None = None, netns: str | None = None, http_host: str = "127.0.0.1"):
+                 extra_env: dict | None = None, netns: str | None = None, http_host: str = "127.0.0.1",
+                 extra_args: list[str] | None = None):
         """`sip_port` given: passed as --sip-port (stored as SIPPort). Not given: a free port is
         picked for tests to configure through the API, and the stored default (5060) is kept.
         `netns`: run inside that network namespace (`ip netns exec`), serving HTTP on `http_host`,
@@ -61,6 +62,7 @@ class Station:
         self.url = f"http://{http_host}:{self.http_port}"
         self.netns = netns
         self.extra_env = extra_env or {}
+        self.extra_args = list(extra_args or [])   # more `doorstation run` options, e.g. --rtsp
         self.proc: subprocess.Popen | None = None
         self.output: list[str] = []
 
@@ -80,7 +82,7 @@ class Station:
             [*(["ip", "netns", "exec", self.netns] if self.netns else []),
              sys.executable, "-m", "daemon.cli", "run", "--state-dir", str(self.state_dir),
              "--http", f"{self.http_host}:{self.http_port}",
-             *(["--sip-port", str(self.sip_port)] if self.pass_sip_port else [])],
+             *(["--sip-port", str(self.sip_port)] if self.pass_sip_port else []), *self.extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO, env=env,
             start_new_session=True)
         ready = threading.Event()
