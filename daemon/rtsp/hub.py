@@ -97,6 +97,7 @@ class EventHub:
         self.published += len(notes)
         for sub in list(self.subscribers):
             if not sub.offer(notes):
+                self.unsubscribe(sub)
                 self.log.warning("dropped an event subscriber: %s", sub.dropped)
 
     def subscribe(self, sub: Subscriber) -> bool:
