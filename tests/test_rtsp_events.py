@@ -300,3 +300,24 @@ def test_rtsp_crash_leaves_the_door_alone_and_is_restarted(station):
         assert topics_and_ops(docs)[:2] == [("tns1:Device/Trigger/Relay", "Initialized")] * 2
     finally:
         client.close()
+
+
+def test_a_client_that_does_not_read_is_cut_off(station):
+    sock = socket.create_connection(("127.0.0.1", station.rtsp_port), timeout=5)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    try:
+        request = b"OPTIONS * RTSP/1.0\r\nCSeq: 1\r\n\r\n"
+        deadline = time.monotonic() + 20
+        with pytest.raises(OSError):          # reset or broken pipe once the server gives up
+            while time.monotonic() < deadline:
+                sock.sendall(request * 100)
+                time.sleep(0.001)
+            raise AssertionError("the server kept taking requests from a client that reads nothing")
+    finally:
+        sock.close()
+    # and it still serves everyone else
+    client = RawRtsp(station.rtsp_port, VIEWER).play("video=0&audio=0&event=on&eventtopic=tnsaxis:Call/State")
+    try:
+        assert len(client.documents()) == 1
+    finally:
+        client.close()

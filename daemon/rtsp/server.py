@@ -4,7 +4,8 @@ per RTP packet. Written for what Axis clients (PyPI `axis` v60, Home Assistant) 
 docs/events.md for why this is a small responder of our own rather than gst-rtsp-server.
 
 Limits (hostile LAN): MAX_CONNECTIONS connections, one request at a time per connection, heads of
-at most 8 KiB, an idle connection closed after IDLE_TIMEOUT, a connection closed after
+at most 8 KiB, unread requests and unread responses bounded, an idle connection closed after
+IDLE_TIMEOUT, a connection closed after
 MAX_AUTH_FAILURES wrong passwords (and the address slowed down by the API's FailureLimiter), RTP
 sent only to the address of the TCP peer, every stream's queue bounded (hub.Subscriber).
 """
@@ -31,6 +32,10 @@ IDLE_TIMEOUT = SESSION_TIMEOUT + 15
 MAX_CONNECTIONS = 64
 MAX_AUTH_FAILURES = 3
 MAX_DATAGRAM = 8192
+MAX_UNREAD = 16384            # request bytes buffered but not handled yet (pipelining bound)
+MAX_UNSENT = 65536            # response bytes a client has not read; beyond: it is not reading
+ABORT_AFTER = 5.0             # seconds a closing connection may take to flush
+MAX_UDP_BACKLOG = 256 * 1024  # RTP bytes queued in the shared UDP socket; beyond: drop the stream
 SERVER = "doorstation"
 PUBLIC = ", ".join(METHODS)
 
@@ -128,6 +133,8 @@ class RtspConnection(asyncio.Protocol):
             self.closed = True
             self._teardown()
             self.transport.close()
+            # close() first sends what is queued; a peer that does not read is cut off
+            asyncio.get_running_loop().call_later(ABORT_AFTER, self.transport.abort)
 
     def _touch(self) -> None:
         if self.idle is not None:
@@ -138,6 +145,9 @@ class RtspConnection(asyncio.Protocol):
         if self.closed:
             return
         self.buffer += data
+        if len(self.buffer) > MAX_UNREAD:
+            self.close("too many unhandled request bytes")
+            return
         while self.buffer and not self.closed:
             try:
                 request, used = parse_request(bytes(self.buffer))
@@ -154,6 +164,8 @@ class RtspConnection(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         if not self.closed:
             self.transport.write(data)
+            if self.transport.get_write_buffer_size() > MAX_UNSENT:
+                self.close("the client does not read its responses")
 
     def _reply(self, request: Request, status: int, headers: list[tuple[str, str]] = (), body: bytes = b"") -> None:
         self._write(format_response(status, request.cseq, [("Server", SERVER), *headers], body))
@@ -294,6 +306,10 @@ class RtspConnection(asyncio.Protocol):
         payload = metadata_xml(n)
         if len(payload) > MAX_DATAGRAM:
             self.log.warning("event %s too large for one datagram (%d bytes); not sent", n.topic, len(payload))
+            return
+        if sender.transport.get_write_buffer_size() > MAX_UDP_BACKLOG:
+            if self.subscriber is not None:
+                self.subscriber.drop("the network does not take the stream's packets")
             return
         sender.transport.sendto(self.rtp.packet(payload), (self.peer, self.client_rtp_port))
 
