@@ -321,3 +321,34 @@ def test_a_client_that_does_not_read_is_cut_off(station):
         assert len(client.documents()) == 1
     finally:
         client.close()
+
+
+def supervisor_pids(state_dir: Path) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cmd = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError):
+            continue
+        if b"daemon.supervisor" in cmd and str(state_dir).encode() in cmd:
+            pids.append(int(entry.name))
+    return pids
+
+
+def test_a_stream_outlives_a_supervisor_restart(station):
+    client = RawRtsp(station.rtsp_port, VIEWER).play("video=0&audio=0&event=on&eventtopic=tns1:Device/tnsaxis:IO//.")
+    try:
+        assert len(client.documents()) == 2                     # Initialized: ports 0 and 2
+        old = supervisor_pids(station.state_dir)
+        assert len(old) == 1
+        os.kill(old[0], signal.SIGKILL)
+        deadline = time.monotonic() + 30                        # `doorstation run` starts a new one
+        while time.monotonic() < deadline:
+            if doorstation("press", state_dir=station.state_dir).returncode == 0:
+                break
+            time.sleep(0.5)
+        docs = client.documents(quiet=3.0)
+        assert [re.search(r'Name="state" Value="(\d)"', d).group(1) for d in docs] == ["1", "0"]
+        assert topics_and_ops(docs) == [("tns1:Device/tnsaxis:IO/Port", "Changed")] * 2
+    finally:
+        client.close()

@@ -7,8 +7,8 @@ sees subscribers: it only answers this process's long-poll (`events.wait`), like
 
 `SupervisorFollower` is a thread (the control client blocks): it takes a snapshot ("status",
 "device.ports") and the log's last seq, hands the model to the hub, then long-polls from that seq.
-When the supervisor restarts it takes a new snapshot; properties that changed meanwhile reach the
-subscribers as Changed.
+When the supervisor restarts it takes a new snapshot (properties that changed meanwhile reach the
+subscribers as Changed) and goes on from the last seq it saw.
 """
 from __future__ import annotations
 
@@ -127,33 +127,39 @@ class SupervisorFollower(threading.Thread):
         self.hub = hub
         self.log = log
         self.stop = stop
+        self.after: int | None = None      # the last seq handed to the hub
 
     def run(self) -> None:
         backoff = 0.5
         while not self.stop.is_set():
             try:
-                after = self._sync()
+                self._sync()
                 backoff = 0.5
                 while not self.stop.is_set():
-                    reply = self.client.request("events.wait", {"after": after, "wait": POLL_WAIT,
+                    reply = self.client.request("events.wait", {"after": self.after, "wait": POLL_WAIT,
                                                                 "limit": POLL_LIMIT}, timeout=POLL_WAIT + 10)
                     events = reply.get("events") or []
-                    after = int(reply.get("next", after))
                     if events:
                         self.loop.call_soon_threadsafe(self.hub.publish, events)
+                    self.after = int(reply.get("next", self.after))
             except (VapixFault, OSError, ValueError, TypeError, AttributeError) as e:
                 self.log.warning("supervisor not reachable (%s); retrying", getattr(e, "reason", e))
                 self.client.close()
                 self.stop.wait(backoff)
                 backoff = min(backoff * 2, 5.0)
 
-    def _sync(self) -> int:
-        after = 0
-        for _ in range(MAX_SYNC_PAGES):
-            reply = self.client.request("events.wait", {"after": after, "wait": 0, "limit": 1000})
-            after = int(reply.get("next", after))
-            if len(reply.get("events") or []) < 1000:
-                break
+    def _sync(self) -> None:
+        """At start: from the log's end. After a supervisor restart: from the last seq seen, so
+        what was logged meanwhile (a press, a call) still reaches the streams (the log is in
+        SQLite and outlives the supervisor); replayed property values change nothing twice."""
+        if self.after is None:
+            after = 0
+            for _ in range(MAX_SYNC_PAGES):
+                reply = self.client.request("events.wait", {"after": after, "wait": 0, "limit": 1000})
+                after = int(reply.get("next", after))
+                if len(reply.get("events") or []) < 1000:
+                    break
+            self.after = after
         status = self.client.request("status")
         try:
             ports = self.client.request("device.ports")
@@ -161,4 +167,3 @@ class SupervisorFollower(threading.Thread):
             ports = None                      # no hardware configured
         model = AxisEventModel.from_snapshot(status, ports)
         self.loop.call_soon_threadsafe(self.hub.reset, model)
-        return after
