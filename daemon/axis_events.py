@@ -191,6 +191,7 @@ class TopicFilter:
     def __init__(self, expression: str = ""):
         if len(expression) > self.MAX_LENGTH:
             raise ValueError(f"a topic filter is at most {self.MAX_LENGTH} characters")
+        self.expression = expression
         alternatives = [a.strip() for a in expression.split("|") if a.strip()]
         if len(alternatives) > self.MAX_ALTERNATIVES:
             raise ValueError(f"a topic filter has at most {self.MAX_ALTERNATIVES} alternatives")

@@ -232,6 +232,8 @@ def test_keep_alive_options_without_credentials_only_in_the_session(station):
         assert status == 200 and "timeout=60" in h["session"]
         status, _, _ = client.request("OPTIONS", client.url(), {"Session": "NOT-THE-SESSION"})
         assert status == 401
+        status, _, _ = client.request("GET_PARAMETER", client.url(), {"Session": client.session})   # ffmpeg's
+        assert status == 200
     finally:
         client.close()
 

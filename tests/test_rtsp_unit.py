@@ -32,6 +32,11 @@ def test_parse_needs_the_whole_head_then_consumes_exactly_one_request():
     assert request.query == {"video": "0", "audio": "0", "event": "on"}
 
 
+def test_get_parameter_keep_alive_parses():
+    request, _ = parse_request(b"GET_PARAMETER rtsp://h/axis-media/media.amp/ RTSP/1.0\r\nCSeq: 9\r\nSession: AB\r\n\r\n")
+    assert (request.method, request.headers["session"]) == ("GET_PARAMETER", "AB")
+
+
 @pytest.mark.parametrize("raw, status", [
     (b"$\x00\x00\x10" + b"x" * 16, 400),                               # interleaved binary data
     (b"OPTIONS * HTTP/1.1\r\n\r\n", 505),

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--state-dir", default=os.environ.get("DOORSTATION_STATE_DIR", "/var/lib/doorstation"))
     parser.add_argument("--listen", type=parse_listen, default=parse_listen("0.0.0.0:554"))
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="doorstation-rtsp: %(levelname)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s doorstation-rtsp %(levelname)s %(message)s")
     host, port = args.listen
     return asyncio.run(serve(Path(args.state_dir).resolve(), host, port, logging.getLogger("doorstation.rtsp")))
 

@@ -71,8 +71,8 @@ def parse_request(buffer: bytes) -> tuple[Request | None, int]:
         raise RtspError(400, "request head is not UTF-8", close=True) from None
     lines = head.split("\r\n")
     parts = lines[0].split(" ")
-    if len(parts) != 3 or not parts[0].isalpha() or not parts[1]:
-        raise RtspError(400, "bad request line", close=True)
+    if len(parts) != 3 or not parts[0].replace("_", "").isalpha() or not parts[1]:   # GET_PARAMETER
+        raise RtspError(400, f"bad request line {lines[0][:80]!r}", close=True)
     if parts[2] != "RTSP/1.0":
         raise RtspError(505, close=True)
     if len(lines) - 1 > MAX_HEADERS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,7 +29,8 @@ MEDIA_PATH = "/axis-media/media.amp"
 TRACK = "trackID=1"
 CONTROL_PATH = f"{MEDIA_PATH}/{TRACK}"
 SESSION_TIMEOUT = 60          # announced; Axis clients send a keep-alive every timeout-5 s
-IDLE_TIMEOUT = SESSION_TIMEOUT + 15
+IDLE_TIMEOUT = SESSION_TIMEOUT + 15   # for connections that are not streaming
+KEEPALIVE_IDLE = 60                   # TCP keep-alive probes after this many silent seconds
 MAX_CONNECTIONS = 64
 MAX_AUTH_FAILURES = 3
 MAX_DATAGRAM = 8192
@@ -118,6 +120,13 @@ class RtspConnection(asyncio.Protocol):
             self.closed = True
             return
         self.server.connections.add(self)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and hasattr(socket, "TCP_KEEPIDLE"):
+            # a playing stream outlives keep-alive silence (see _touch); dead peers are found here
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
         self._touch()
 
     def connection_lost(self, exc) -> None:
@@ -137,9 +146,14 @@ class RtspConnection(asyncio.Protocol):
             asyncio.get_running_loop().call_later(ABORT_AFTER, self.transport.abort)
 
     def _touch(self) -> None:
+        """Restart the idle timer. A playing stream has none: some clients (ffmpeg) send their
+        keep-alive only when packets arrive, and a quiet door sends none for hours; a vanished
+        peer is found by TCP keep-alive instead, and streams are bounded in number."""
         if self.idle is not None:
             self.idle.cancel()
-        self.idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close, "idle")
+            self.idle = None
+        if self.subscriber is None:
+            self.idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close, "idle")
 
     def data_received(self, data: bytes) -> None:
         if self.closed:
@@ -281,13 +295,14 @@ class RtspConnection(asyncio.Protocol):
         if not self.server.hub.subscribe(sub):
             raise RtspError(503, "too many event streams, or the supervisor is not reachable yet")
         self.subscriber = sub
+        self._touch()
         parts = urlsplit(request.url)
         control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
         self._reply(request, 200, [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}"),
                                    ("Range", "npt=now-"),
                                    ("RTP-Info", f"url={control};seq={self.rtp.seq};rtptime={self.rtp.ts_base}")])
         self.log.info("event stream to %s:%d for %s (filter %r)", self.peer, self.client_rtp_port,
-                      self.user.name, request.query.get("eventtopic", ""))
+                      self.user.name, self.filter.expression)
 
     def _teardown_request(self, request: Request) -> None:
         self._require_session(request)
@@ -320,4 +335,6 @@ class RtspConnection(asyncio.Protocol):
         if self.subscriber is not None:
             self.server.hub.unsubscribe(self.subscriber)
             self.subscriber = None
+            if not self.closed:
+                self._touch()
         self.session_id = ""
