@@ -257,6 +257,7 @@ def test_hostile_requests(station):
         assert client.authed("SETUP", client.url(), {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1"})[0] == 461
         assert client.authed("PLAY", client.url(), {"Session": "nope"})[0] == 454
         assert client.authed("RECORD", client.url())[0] == 501
+        assert client.authed("DESCRIBE", client.url("&".join(f"k{i}=v" for i in range(40))))[0] == 400
     finally:
         client.close()
     big = socket.create_connection(("127.0.0.1", station.rtsp_port), timeout=5)

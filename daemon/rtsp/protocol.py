@@ -50,7 +50,10 @@ class Request:
 
     @property
     def query(self) -> dict[str, str]:
-        return dict(parse_qsl(urlsplit(self.url).query, keep_blank_values=True, max_num_fields=16))
+        try:
+            return dict(parse_qsl(urlsplit(self.url).query, keep_blank_values=True, max_num_fields=16))
+        except ValueError:
+            raise RtspError(400, "too many or malformed query parameters") from None
 
 
 def parse_request(buffer: bytes) -> tuple[Request | None, int]:

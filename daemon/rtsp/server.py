@@ -18,7 +18,7 @@ import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
-from daemon.api.auth import FailureLimiter
+from daemon.api.auth import FailureLimiter, UserStoreUnavailable
 from daemon.axis_events import Notification, TopicFilter, metadata_xml
 from daemon.rtsp.auth import ConnectionNonce, DigestVerifier, RtspUser
 from daemon.rtsp.hub import EventHub, Subscriber
@@ -222,8 +222,12 @@ class RtspConnection(asyncio.Protocol):
             self._reply(request, 503, [("Retry-After", str(int(wait) + 1))])
             self.close("too many failed logins")
             return False
-        outcome = self.server.verifier.check(request.method, request.headers.get("authorization"),
-                                             self.nonce, (MEDIA_PATH, CONTROL_PATH))
+        try:
+            outcome = self.server.verifier.check(request.method, request.headers.get("authorization"),
+                                                 self.nonce, (MEDIA_PATH, CONTROL_PATH))
+        except UserStoreUnavailable as e:
+            self.log.error("user database unavailable: %s", e)
+            raise RtspError(503) from None
         if isinstance(outcome, RtspUser):
             if self.user is not None and outcome.name != self.user.name:
                 raise RtspError(403, "another user on this connection", close=True)
