@@ -190,3 +190,11 @@ def test_a_new_snapshot_sends_changed_for_what_changed_meanwhile():
     out = asyncio.run(run())
     assert out[-1] == ("tns1:Device/Trigger/Relay", {"LogicalState": "active"}, "Changed")
     assert len(out) == 3      # two Initialized (relay, button), one Changed
+
+
+def test_claimed_name_for_the_failure_limiter():
+    nonce = ConnectionNonce()
+    assert DigestVerifier.claimed_name(authorization(nonce.value)) == "viewer"
+    assert DigestVerifier.claimed_name(None) == ""
+    assert DigestVerifier.claimed_name('Digest username="' + "x" * 100 + '"') == ""
+    assert DigestVerifier.claimed_name("Basic dmlld2VyOnNlY3JldA==") == ""

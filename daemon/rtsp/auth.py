@@ -47,6 +47,16 @@ class DigestVerifier:
     def challenge(self, nonce: ConnectionNonce, stale: bool = False) -> str:
         return f'Digest realm="{self.realm}", nonce="{nonce.value}", algorithm=MD5, stale={"TRUE" if stale else "FALSE"}'
 
+    @staticmethod
+    def claimed_name(header: str | None) -> str:
+        """The user name a Digest header claims ("" when there is none or it is malformed)."""
+        if not header or len(header) > MAX_AUTH_HEADER:
+            return ""
+        scheme, _, rest = header.partition(" ")
+        params = parse_auth_params(rest) if scheme.lower() == "digest" else None
+        name = (params or {}).get("username", "")
+        return name if 0 < len(name) <= 64 else ""
+
     def check(self, method: str, header: str | None, nonce: ConnectionNonce, allowed_paths: tuple[str, ...]):
         """An RtspUser, or "challenge" (no or unusable credentials), "failed" (a wrong guess) or
         "stale" (right password, old nonce: the client retries with the new one)."""

@@ -217,14 +217,16 @@ class RtspConnection(asyncio.Protocol):
 
     def _authenticated(self, request: Request) -> bool:
         now = time.time()
-        wait = self.server.limiter.blocked_for(self.peer, now)
-        if wait > 0:
-            self._reply(request, 503, [("Retry-After", str(int(wait) + 1))])
-            self.close("too many failed logins")
-            return False
+        header = request.headers.get("authorization")
+        name = self.server.verifier.claimed_name(header)
+        if header:        # the API's policy: per address and claimed name (docs/auth.md)
+            wait = self.server.limiter.blocked_for(self.peer, name, now)
+            if wait > 0:
+                self._reply(request, 503, [("Retry-After", str(int(wait) + 1))])
+                self.close("too many failed logins")
+                return False
         try:
-            outcome = self.server.verifier.check(request.method, request.headers.get("authorization"),
-                                                 self.nonce, (MEDIA_PATH, CONTROL_PATH))
+            outcome = self.server.verifier.check(request.method, header, self.nonce, (MEDIA_PATH, CONTROL_PATH))
         except UserStoreUnavailable as e:
             self.log.error("user database unavailable: %s", e)
             raise RtspError(503) from None
@@ -232,11 +234,11 @@ class RtspConnection(asyncio.Protocol):
             if self.user is not None and outcome.name != self.user.name:
                 raise RtspError(403, "another user on this connection", close=True)
             self.user = outcome
-            self.server.limiter.success(self.peer)
+            self.server.limiter.success(self.peer, outcome.name)
             return True
         if outcome == "failed":
             self.failures += 1
-            self.server.limiter.failure(self.peer, now)
+            self.server.limiter.failure(self.peer, name, now)
         if outcome == "stale":
             self.nonce = ConnectionNonce()
         self._reply(request, 401, [("WWW-Authenticate", self.server.verifier.challenge(self.nonce, outcome == "stale"))])
