@@ -6,9 +6,9 @@ lines, the sound device and the event log. Its modules:
                   tears them down in reverse
     runtime.py    the live state the commands use: calls (SIP and VMS), configuration applies, door
     eventsink.py  the event log's one writer and the long-polls that wait on it
-    sdnotify.py   systemd's READY / WATCHDOG / STOPPING
 
-The door's own safety (the relay's re-lock) does not depend on this loop: hw/timers.ThreadTimers.
+daemon/sdnotify.py (shared with the RTSP process) talks to systemd. The door's own safety (the
+relay's re-lock) does not depend on this loop: hw/timers.ThreadTimers.
 """
 
 from __future__ import annotations

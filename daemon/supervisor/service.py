@@ -19,7 +19,8 @@ from daemon.commands import Context, invoke, lookup, role_allows
 from daemon.control.server import ControlServer
 from daemon.faults import VapixFault, action_failed, not_authorized
 from daemon.store import StoreError
-from daemon.supervisor import control_socket_path, sdnotify
+from daemon import sdnotify
+from daemon.supervisor import control_socket_path
 from daemon.supervisor.wiring import Station, StationConfigError, open_station
 
 EXIT_OK = 0
