@@ -20,7 +20,7 @@ sound device, which pjsua opens on any connection in the bridge and closes after
 attached to the port is such a connection; ring-back without a call connects the null device's
 capture side to the port for as long as it plays. While the clock runs, the bridge calls every
 port's put_frame on every 20 ms tick, connected or not (measured: 25 calls in 0.5 s), so the port's
-callback also returns at once while the bridge is not `active`. Ring-back is switched from the
+callback also returns at once while nothing transmits to the port and the bridge is not `active`. Ring-back is switched from the
 supervisor's loop (`start()`/`stop()`); the connection is made on the SIP engine's thread through
 `run_on_engine` (pjsua2 is only touched there).
 """
@@ -446,7 +446,9 @@ def _port_class() -> Any:
                     self.callback_errors += 1
 
             def onFrameReceived(self, frame: Any) -> None:
-                if not self.bridge.active:      # idle: every tick comes here, do nothing
+                # Idle (nobody transmits to the port: the bridge sends NONE frames, no call, no
+                # ring-back): every tick still comes here; do nothing.
+                if frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO and not self.bridge.active:
                     return
                 try:
                     if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO and frame.size:
