@@ -58,6 +58,7 @@ class StationRuntime:
         self.vms_calls: dict[str, callmodel.CallRecord] = {}
         self._vms_timers: dict[str, asyncio.TimerHandle] = {}
         self._vms_counter = 0
+        self._placing: dict[str, callmodel.CallRecord] = {}   # handed to the engine, not placed yet
         self._codecs: list[dict] = []
         self._applying: asyncio.Future | None = None    # the newest configuration apply
         self._apply_generation = 0
@@ -185,7 +186,14 @@ class StationRuntime:
             call_id, future = self.engine.start_call(account_id, to)
         except EngineError as e:
             raise action_failed(f"Failed to initiate the call: {e}") from e
-        return call_id, asyncio.wrap_future(future, loop=self.loop)
+        # Until the engine has placed it (it may wait for a configuration's ports), the call is
+        # known here, so that the CallId the caller got always names a call.
+        record = callmodel.CallRecord(call_id=call_id, direction="Outgoing", account_id=account_id or "",
+                                      device_uri="", remote_uri=to, start_time=self.clock())
+        self._placing[call_id] = record
+        placed = asyncio.wrap_future(future, loop=self.loop)
+        placed.add_done_callback(lambda f: self._placing.pop(call_id, None))
+        return call_id, placed
 
     async def call(self, account_id: str | None, to: str) -> str:
         """axcall:Call. Answers once the INVITE is on its way; if the engine is slower than
@@ -246,10 +254,14 @@ class StationRuntime:
         if call_id in self.vms_calls:
             return self._vms_status(self.vms_calls[call_id])
         status = self.engine.call_status(call_id)
+        if status is None and call_id in self._placing:
+            status = self._placing[call_id].status()
         return status if status is not None else self.history.get(call_id)
 
     def call_statuses(self) -> list[dict]:
         by_id = {s["CallId"]: s for s in self.history.all()}
+        for record in self._placing.values():
+            by_id[record.call_id] = record.status()
         for status in self.engine.call_statuses():
             by_id[status["CallId"]] = status
         for record in self.vms_calls.values():
