@@ -23,8 +23,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.harness import ADMIN, Station, free_port  # noqa: E402
 from daemon.cli import gunicorn_command, port_open  # noqa: E402
+from tests.harness import ADMIN, Station, free_port  # noqa: E402
 
 
 def ensure_wrk() -> str:

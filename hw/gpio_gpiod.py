@@ -25,8 +25,7 @@ from gpiod.line import Bias as GBias
 from gpiod.line import Direction as GDirection
 from gpiod.line import Edge, Value
 
-from hw.gpio import (Bias, ChipNotFoundError, Direction, EdgeEvent, LineBusyError,
-                     LineNotFoundError, LineSpec)
+from hw.gpio import Bias, ChipNotFoundError, Direction, EdgeEvent, LineBusyError, LineNotFoundError, LineSpec
 
 _BIAS = {Bias.AS_IS: GBias.AS_IS, Bias.DISABLED: GBias.DISABLED,
          Bias.PULL_UP: GBias.PULL_UP, Bias.PULL_DOWN: GBias.PULL_DOWN}

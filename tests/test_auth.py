@@ -19,14 +19,22 @@ from pathlib import Path
 import falcon
 import falcon.testing
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
 from daemon import users
 from daemon.api import auth
-from daemon.api.auth import (AuthUser, Authenticator, FailureLimiter, NonceCounts, UserStoreUnavailable,
-                             load_or_create_secret, make_authenticator, parse_auth_params)
+from daemon.api.auth import (
+    Authenticator,
+    FailureLimiter,
+    NonceCounts,
+    UserStoreUnavailable,
+    load_or_create_secret,
+    make_authenticator,
+    parse_auth_params,
+)
 from daemon.store import Store
 
 REPO = Path(__file__).resolve().parent.parent

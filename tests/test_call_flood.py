@@ -15,8 +15,8 @@ import time
 import pytest
 
 from tests.raw_sip import RawCaller
-from tests.stack_sip import enable_sip, start_station
 from tests.sip_peers import wait_until
+from tests.stack_sip import enable_sip, start_station
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
 

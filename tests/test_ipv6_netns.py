@@ -10,8 +10,7 @@ import pytest
 from tests.harness import Station, free_sip_port
 from tests.netns import netns  # noqa: F401  (fixture)
 from tests.sip_peers import baresip_factory, rtp_base  # noqa: F401  (fixture)
-from tests.stack_sip import (TOPIC_DTMF, TOPIC_STATE_CHANGE, EventTail, account_status, open_door_dtmf,
-                             wait_call_state)
+from tests.stack_sip import TOPIC_DTMF, TOPIC_STATE_CHANGE, EventTail, account_status, open_door_dtmf, wait_call_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
 

@@ -55,7 +55,7 @@ def test_ice_connectivity_checks_both_ways(netns, sniffer, baresip_factory, tmp_
         sip = sniffer.sip_text()
         offer = sip[sip.index("INVITE sip:"):]
         assert "a=ice-ufrag:" in offer
-        assert f"a=candidate:" in offer and f" {netns.station4} " in offer and "typ host" in offer
+        assert "a=candidate:" in offer and f" {netns.station4} " in offer and "typ host" in offer
         requests, successes = sniffer.stun(BINDING_REQUEST), sniffer.stun(BINDING_SUCCESS)
         station_to_bob = [p for p in requests if (p.src, p.dst) == (netns.station4, netns.host4)]
         bob_to_station = [p for p in requests if (p.src, p.dst) == (netns.host4, netns.station4)]

@@ -7,9 +7,22 @@ import pytest
 
 from tests.harness import doorstation
 from tests.sip_peers import agent_factory, baresip_factory, kamailio_factory, wait_until  # noqa: F401  (fixtures)
-from tests.stack_sip import (TOPIC_BUTTON, TOPIC_DTMF, TOPIC_RELAY, TOPIC_STATE, TOPIC_STATE_CHANGE, EventTail,
-                             call_status, enable_sip, event_key, hardware_toml, open_door_dtmf, start_station,
-                             wait_account_status, wait_call_state)
+from tests.stack_sip import (
+    TOPIC_BUTTON,
+    TOPIC_DTMF,
+    TOPIC_RELAY,
+    TOPIC_STATE,
+    TOPIC_STATE_CHANGE,
+    EventTail,
+    call_status,
+    enable_sip,
+    event_key,
+    hardware_toml,
+    open_door_dtmf,
+    start_station,
+    wait_account_status,
+    wait_call_state,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.sip]
 

@@ -8,7 +8,8 @@ import time
 
 import pytest
 import requests
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
 from tests.harness import ADMIN, VIEWER, Station, doorstation

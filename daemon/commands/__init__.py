@@ -101,5 +101,4 @@ def lookup(name: str) -> Command:
 
 def load_all() -> None:
     """Import every command module so their @command decorators run."""
-    from daemon.commands import (  # noqa: F401
-        capabilities, sip_config, sip_accounts, dtmf, vms, codecs, calls)
+    from daemon.commands import calls, capabilities, codecs, dtmf, sip_accounts, sip_config, vms  # noqa: F401

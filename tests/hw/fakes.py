@@ -1,7 +1,7 @@
 """Hand-written fakes for the intercom's collaborators (unit tests of logic only)."""
 from __future__ import annotations
 
-from daemon.hwconfig import ButtonConfig, LedConfig, RelayConfig, SIMULATED_GPIO
+from daemon.hwconfig import SIMULATED_GPIO, ButtonConfig, LedConfig, RelayConfig
 from daemon.intercom import Intercom
 from hw.gpio import Button, Led, Relay
 from hw.gpio_sim import SimLines

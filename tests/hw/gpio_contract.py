@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from hw.gpio import (Bias, ChipNotFoundError, Direction, EdgeEvent, LineNotFoundError, LineSpec)
+from hw.gpio import Bias, ChipNotFoundError, Direction, EdgeEvent, LineNotFoundError, LineSpec
 
 DEBOUNCE_MS = 30
 WAIT_S = 3.0          # upper bound for an event to arrive (qemu TCG is slow)

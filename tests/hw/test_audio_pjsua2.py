@@ -6,16 +6,15 @@ must replace it while on. This exercises the AudioMediaPort callbacks and the fr
 """
 import gc
 import time
-from pathlib import Path
 import wave
+from pathlib import Path
 
 import pytest
-
-from tests.pj_null_endpoint import start_null_endpoint
 
 from hw.audio import AudioBridge, RingbackTone, fast_bytes, fast_path_ok
 from hw.audio_sim import SimPcm
 from tests.hw.test_audio import freq, rms
+from tests.pj_null_endpoint import start_null_endpoint
 
 pj = pytest.importorskip("pjsua2")
 RATE = 16000

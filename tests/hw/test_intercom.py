@@ -162,10 +162,10 @@ def test_supervisor_forms_press_door_open_status_and_positional_events():
 def test_asyncio_scheduler_drives_relay_pulse():
     import asyncio
 
-    from hw.timers import AsyncioScheduler
+    from daemon.hwconfig import SIMULATED_GPIO
     from hw.gpio import Relay
     from hw.gpio_sim import SimLines
-    from daemon.hwconfig import SIMULATED_GPIO
+    from hw.timers import AsyncioScheduler
 
     async def scenario():
         lines = SimLines(SIMULATED_GPIO.line_specs())

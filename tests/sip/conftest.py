@@ -16,8 +16,18 @@ import pytest
 
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.engine import SipEngine
-from tests.sip_peers import (Agent, Baresip, Kamailio, agent_factory, baresip, baresip_factory,  # noqa: F401
-                             free_port, kamailio_factory, rtp_base, wait_until)
+from tests.sip_peers import (  # noqa: F401
+    Agent,
+    Baresip,
+    Kamailio,
+    agent_factory,
+    baresip,
+    baresip_factory,
+    free_port,
+    kamailio_factory,
+    rtp_base,
+    wait_until,
+)
 
 
 # ---- engine -----------------------------------------------------------------------------------------

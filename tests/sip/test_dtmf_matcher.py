@@ -1,7 +1,8 @@
 """DtmfMatcher: pure logic, injected clock."""
 from __future__ import annotations
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from daemon.dtmf_matcher import DtmfMatcher
 

@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.events import (TOPIC_DTMF, TOPIC_STATE, TOPIC_STATE_CHANGE, CallEventSequencer, EventLog,
-                           dtmf_event, events_for_transitions)
+from daemon.events import (
+    TOPIC_DTMF,
+    TOPIC_STATE,
+    TOPIC_STATE_CHANGE,
+    CallEventSequencer,
+    EventLog,
+    dtmf_event,
+    events_for_transitions,
+)
 from daemon.store import Store
 
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.sip.calls import (CallHistory, CallRecord, call_row, end_reason, history_from_json,
-                              history_to_json, new_call_id, status_from_row)
+from daemon.sip.calls import (
+    CallHistory,
+    CallRecord,
+    call_row,
+    end_reason,
+    history_from_json,
+    history_to_json,
+    new_call_id,
+    status_from_row,
+)
 from daemon.sip.config import DtmfTrigger, engine_config_from_vapix
 from daemon.sip.uris import access_allows, access_entry_matches, bare_uri, parse_uri, with_transport
 from daemon.store import Store

@@ -16,7 +16,6 @@ from __future__ import annotations
 import array
 import json
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,10 +24,12 @@ from typing import Any, Callable
 
 from tests.harness import Station, doorstation, free_sip_port
 from tests.sip_peers import Baresip, wait_until
+from tests.vm.gpiosim import CHIP as GPIOSIM_CHIP
+from tests.vm.gpiosim import LABEL as GPIOSIM_LABEL
+from tests.vm.gpiosim import sim
 
 RATE = 16000
 FRAME = RATE // 50                          # 20 ms of samples
-from tests.vm.gpiosim import CHIP as GPIOSIM_CHIP, LABEL as GPIOSIM_LABEL, sim
 # the station's devices and, on the loopback's other end, ours (substream 0: mic, 1: speaker)
 STATION_CAPTURE, MIC_FEED = "hw:Loopback,1,0", "hw:Loopback,0,0"
 STATION_PLAYBACK, SPEAKER_TAP = "hw:Loopback,0,1", "hw:Loopback,1,1"

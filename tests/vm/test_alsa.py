@@ -9,14 +9,12 @@ import gc
 import json
 import math
 import os
-import threading
 import time
 
 import pytest
 
-from tests.pj_null_endpoint import start_null_endpoint
-
 from hw.audio import AlsaPcm, AudioBridge
+from tests.pj_null_endpoint import start_null_endpoint
 
 RATE = 16000
 CAPTURE = os.environ.get("DOORSTATION_ALSA_CAPTURE", "hw:Loopback,1,0")

@@ -7,8 +7,8 @@ from hw.gpio import ChipNotFoundError
 from hw.gpio_gpiod import GpiodLines, resolve_chip
 from tests.hw.gpio_contract import *  # noqa: F401,F403  (the shared cases)
 from tests.hw.gpio_contract import button
-
-from tests.vm.gpiosim import CHIP, LABEL, SYSFS, sim as _sim  # noqa: F401
+from tests.vm.gpiosim import CHIP, LABEL, SYSFS  # noqa: F401
+from tests.vm.gpiosim import sim as _sim
 
 
 class GpiodHarness:

@@ -4,14 +4,12 @@ DOOR_LOCK (read back from gpio-sim's sim_gpioN/value), and the relay re-locks on
 import select
 import time
 
-from daemon.hwconfig import (ButtonConfig, GpioConfig, InputConfig, LedConfig, OutputConfig,
-                             RelayConfig)
+from daemon.hwconfig import ButtonConfig, GpioConfig, InputConfig, LedConfig, OutputConfig, RelayConfig
 from daemon.intercom import ACTIVE, CALLING, Intercom
 from hw.backends import open_lines
 from hw.gpio import Bias, Button, Led, Relay
 from hw.timers import TimerQueue
 from tests.hw.fakes import FakeRingback, FakeSip
-
 from tests.vm.gpiosim import CHIP, SYSFS, sim  # noqa: F401
 
 
