@@ -13,7 +13,7 @@ import pytest
 
 from daemon.commands import accounts as acc
 from tests.harness import Station
-from tests.test_commands_fakes import is_invalid, st  # noqa: F401
+from tests.test_commands_fakes import is_invalid
 
 
 def ids(st) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_commands_fakes import is_invalid, is_missing, is_not_found, st  # noqa: F401
+from tests.test_commands_fakes import is_invalid, is_missing, is_not_found
 
 
 def test_open_door_workflow(st):

@@ -95,12 +95,3 @@ def is_missing(fault: VapixFault) -> bool:
 
 def is_not_found(fault: VapixFault) -> bool:
     return (fault.fault, fault.code, fault.subcode) == ("env:Sender", "ter:InvalidArgVal", "ter:NotFound")
-
-
-@pytest.fixture
-def st(tmp_path):
-    station = Station(tmp_path / "doorstation.sqlite3")
-    try:
-        yield station
-    finally:
-        station.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from daemon.commands import REGISTRY, load_all
-from tests.test_commands_fakes import SUPPORTED_CODECS, is_invalid, is_missing, is_not_found, st  # noqa: F401
+from tests.test_commands_fakes import SUPPORTED_CODECS, is_invalid, is_missing, is_not_found
 
 ALL_COMMANDS = """GetServiceCapabilities Call TerminateCall GetCallStatus GetCallStatuses
 GetSupportedSIPConfigurationAttributes GetSIPConfiguration SetSIPConfiguration GetSupportedMediaEncryptionModes

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_commands_fakes import is_invalid, is_missing, st  # noqa: F401
+from tests.test_commands_fakes import is_invalid, is_missing
 
 # The spec's GetSIPConfiguration example, field for field.
 SPEC_EXAMPLE = {

@@ -84,7 +84,7 @@ def stun_answers(host: str, port: int) -> bool:
 
 
 @pytest.fixture
-def coturn(netns, tmp_path):
+def coturn(netns, tmp_path):  # noqa: F811  (netns is the pytest fixture imported above)
     """coturn on this side of the veth, long-term credentials, relay ports on the same address."""
     from tests.sip_peers import PEER_MAX_SECONDS, terminate
     port = free_sip_port()
