@@ -39,7 +39,7 @@ def test_a_thousand_acknowledged_writes_with_random_kill_9_lose_none(tmp_path):
     target = 1000
     acknowledged: dict[str, str] = {}  # DTMFEventId -> Name
     st = Station(tmp_path / "state").start()
-    http_port, sip_port = st.http_port, st.sip_port
+    http_port = st.http_port
     kills = 0
     deadline = time.monotonic() + 600
     n = 0
@@ -50,7 +50,8 @@ def test_a_thousand_acknowledged_writes_with_random_kill_9_lose_none(tmp_path):
             writes_before_kill = rng.randint(50, 250)
             session = st.session()
 
-            def writer():
+            # this iteration's event, session and station: the next iteration rebinds the names
+            def writer(stop=stop, session=session, st=st):
                 nonlocal n
                 while not stop.is_set() and len(acknowledged) < target:
                     n += 1
@@ -75,6 +76,7 @@ def test_a_thousand_acknowledged_writes_with_random_kill_9_lose_none(tmp_path):
                 kills += 1
             stop.set()
             t.join(15)
+            assert not t.is_alive(), "the writer did not stop within 15 s of the kill"
             if len(acknowledged) < target:
                 st = Station(tmp_path / "state", http_port=http_port).start()
         assert len(acknowledged) >= target, f"only {len(acknowledged)} writes in time"
