@@ -1,9 +1,14 @@
 """Pick the GPIO backend from the configuration: simulated, or libgpiod on a real chip."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from daemon.hwconfig import AudioConfig, GpioConfig
 from hw.gpio import Lines
 from hw.gpio_sim import SimLines
+
+if TYPE_CHECKING:  # hw.audio needs the ALSA extension: imported only when audio is opened
+    from hw.audio import AudioBridge
 
 
 def open_lines(cfg: GpioConfig, dev_dir: str = "/dev") -> Lines:
@@ -13,7 +18,7 @@ def open_lines(cfg: GpioConfig, dev_dir: str = "/dev") -> Lines:
     return GpiodLines(cfg.line_specs(), chip=cfg.chip, consumer=cfg.consumer, dev_dir=dev_dir)
 
 
-def open_audio(cfg: AudioConfig) -> "AudioBridge":
+def open_audio(cfg: AudioConfig) -> AudioBridge:
     """The audio bridge on the configured device (ALSA) or on the simulator."""
     from hw.audio import AlsaPcm, AudioBridge, RingbackTone, set_volume
     from hw.audio_sim import SimPcm

@@ -118,7 +118,10 @@ class RoleFromHeader:
         req.context.user = User("tester", req.get_header("X-Test-Role") or "admin")
 
 
-def make_client(handlers=None, authenticator=RoleFromHeader(), **kwargs):
+ROLE_FROM_HEADER = RoleFromHeader()
+
+
+def make_client(handlers=None, authenticator=ROLE_FROM_HEADER, **kwargs):
     handlers = handlers if handlers is not None else {**HANDLERS, **BROKEN}
     control = FakeControl(handlers)
     app = create_app(control, authenticator, command_role=command_role_from(handlers),

@@ -453,7 +453,7 @@ def test_failures_outside_the_window_are_forgotten(client, clock):
 
 def test_digest_failures_count_and_digest_success_resets(app, client, clock):
     addr = "192.0.2.11"
-    for i in range(10):
+    for _ in range(10):
         ch = digest_challenge(app, remote_addr=addr)
         h = digest_authorization(ch, "olga", "not-her-password", "GET", "/whoami")
         assert client.simulate_get("/whoami", headers={"Authorization": h}, remote_addr=addr).status_code == 401
@@ -547,7 +547,7 @@ def test_full_name_table_gives_no_exemption():
     assert limiter.blocked_for("a", "fresh", 0.0) > 0
     assert limiter.blocked_for("a", "", 0.0) > 0
     limiter2 = FailureLimiter(address_limit=5, max_names=8)
-    for i in range(5):
+    for _ in range(5):
         limiter2.failure("a", "n0", 0.0)
     assert limiter2.blocked_for("a", "fresh", 0.0) == 0
 

@@ -117,7 +117,7 @@ def test_first_run_creates_admin_with_printed_password(tmp_path):
     station.add_users = lambda: None
     station.start()
     try:
-        line = next(l for l in station.output if "Created user 'admin' with password:" in l)
+        line = next(out for out in station.output if "Created user 'admin' with password:" in out)
         password = line.rsplit(":", 1)[1].strip()
         r = requests.post(f"{station.url}/vapix/call", json={"axcall:GetSIPAccounts": {}},
                           auth=HTTPDigestAuth("admin", password), timeout=10)
@@ -128,7 +128,7 @@ def test_first_run_creates_admin_with_printed_password(tmp_path):
     assert listed.stdout.split() == ["admin", "admin"]
     station = Station(state, http_port=station.http_port).start()
     try:
-        assert not any("Created user" in l for l in station.output)
+        assert not any("Created user" in out for out in station.output)
     finally:
         station.stop()
 

@@ -20,7 +20,7 @@ def escape(text: str, limit: int = LINE_LIMIT) -> str:
     characters, then `... (<n> chars)` with the length of the original."""
     out: list[str] = []
     size = 0
-    for i, ch in enumerate(text):
+    for ch in text:
         piece = _NAMED.get(ch) or (ch if ch.isprintable() else
                                    f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}")
         if size + len(piece) > limit:

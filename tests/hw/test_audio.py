@@ -1,6 +1,7 @@
 """Audio bridge core on the simulated device: FIFOs, drift, ring-back (host side, manual clock)."""
 import array
 import math
+from itertools import pairwise
 
 import pytest
 
@@ -18,7 +19,7 @@ def rms(pcm: bytes) -> float:
 
 def freq(pcm: bytes, rate: int = RATE) -> float:
     s = array.array("h", pcm)
-    crossings = sum(1 for a, b in zip(s, s[1:]) if (a < 0) != (b < 0))
+    crossings = sum(1 for a, b in pairwise(s) if (a < 0) != (b < 0))
     return crossings / 2 / (len(s) / rate)
 
 
@@ -116,7 +117,7 @@ def test_latency_trimmer_cuts_standing_level_to_target_but_keeps_jitter_headroom
     f = ByteFifo(10_000)
     trimmer = LatencyTrimmer(f, target=1000, window_ticks=10)
     f.push(bytes(3000))
-    for i in range(10):                  # level never below 3000 during the window
+    for _ in range(10):                  # level never below 3000 during the window
         trimmer.tick()
     assert len(f) == 1000 and f.trims == 1 and f.trimmed_bytes == 2000
     for i in range(10):                  # a window that touched 0 once: nothing to trim

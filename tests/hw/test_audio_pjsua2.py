@@ -65,7 +65,8 @@ def test_tone_flows_through_the_conference_bridge_and_ringback_replaces_it(endpo
     pump(endpoint, 0.3)
     assert b.frames_in > frames and b.stats()["active"]
     b.stop()
-    a.close(); b.close()
+    a.close()
+    b.close()
     with wave.open(str(out)) as w:
         played = w.readframes(w.getnframes())
     second = RATE * 2

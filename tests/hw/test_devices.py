@@ -48,10 +48,12 @@ def test_led_blink_then_on_cancels_the_blink_timer():
     led = Led(lines, q)
     led.blink(100, 100)
     led.blink(100, 100)                     # same pattern again: no restart
-    clock.advance(0.1); q.run_due()
+    clock.advance(0.1)
+    q.run_due()
     assert lines.get_value("call_led") is False
     led.on()
-    clock.advance(1.0); q.run_due()
+    clock.advance(1.0)
+    q.run_due()
     assert lines.get_value("call_led") is True and lines.level("call_led") == 0 and len(q) == 0
 
 
@@ -73,7 +75,9 @@ def test_sim_history_records_level_and_time():
 
 def test_sim_without_debounce_reports_every_edge_through_its_fd():
     lines = SimLines([LineSpec("call_button", "B", Direction.INPUT)])
-    lines.press(); lines.release(); lines.press()
+    lines.press()
+    lines.release()
+    lines.press()
     assert select.select([lines.fileno()], [], [], 1.0)[0]
     assert [e.active for e in lines.read_edge_events()] == [True, False, True]
     assert lines.read_edge_events() == []

@@ -1,4 +1,6 @@
 """Call flow: button -> call, call state -> LED/ring-back, DTMF -> relay (simulated lines, manual clock)."""
+from itertools import pairwise
+
 from daemon.hwconfig import ButtonConfig
 from daemon.intercom import ACTIVE, CALLING, IDLE, TOPIC_BUTTON, TOPIC_CALL_FAILED, TOPIC_RELAY
 from tests.hw.fakes import Rig
@@ -18,7 +20,7 @@ def test_press_calls_the_configured_recipient_and_blinks_while_calling():
     rig.advance(1.0)                                  # 200 ms on / 300 ms off => 4 changes per second
     blinks = rig.lines.outputs("call_led")[led_before:]
     assert [c.active for c in blinks] == [False, True, False, True]
-    gaps = [round((b.timestamp_ns - a.timestamp_ns) / 1e6) for a, b in zip(blinks, blinks[1:])]
+    gaps = [round((b.timestamp_ns - a.timestamp_ns) / 1e6) for a, b in pairwise(blinks)]
     assert gaps == [300, 200, 300]
 
 

@@ -34,7 +34,7 @@ class StunServer:
             self.requests += 1
             tid = data[8:20]
             addr = socket.inet_aton(host)
-            xaddr = bytes(a ^ b for a, b in zip(addr, struct.pack("!I", MAGIC)))
+            xaddr = bytes(a ^ b for a, b in zip(addr, struct.pack("!I", MAGIC), strict=True))
             attrs = struct.pack("!HHBBH", 0x0020, 8, 0, 1, port ^ (MAGIC >> 16)) + xaddr
             attrs += struct.pack("!HHBBH", 0x0001, 8, 0, 1, port) + addr
             self.sock.sendto(struct.pack("!HHI", 0x0101, len(attrs), MAGIC) + tid + attrs, (host, port))

@@ -19,6 +19,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Callable
 
@@ -237,7 +238,7 @@ def analyse(pcm: bytes, threshold: int = 1000) -> dict | None:
         return None
     rms = math.sqrt(sum(x * x for x in s) / len(s))
     rising = [i - 1 + s[i - 1] / (s[i - 1] - s[i]) for i in range(1, len(s)) if s[i - 1] < 0 <= s[i]]
-    periods = sorted(b - a for a, b in zip(rising, rising[1:]))
+    periods = sorted(b - a for a, b in pairwise(rising))
     silent = sum(1 for i in range(0, len(s) - FRAME + 1, FRAME)
                  if max(abs(x) for x in s[i:i + FRAME]) < threshold)
     if not periods:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -41,7 +42,7 @@ def analyse(pcm: bytes, seconds: float = 0.5):
     rms = math.sqrt(sum(x * x for x in seg) / len(seg))
     rising = [i - 1 + seg[i - 1] / (seg[i - 1] - seg[i])
               for i in range(1, len(seg)) if seg[i - 1] < 0 <= seg[i]]
-    periods = sorted(b - a for a, b in zip(rising, rising[1:]))
+    periods = sorted(b - a for a, b in pairwise(rising))
     if not periods:
         return {"onset_ms": round(start * 1000 / RATE), "rms": round(rms), "freq_hz": 0.0, "glitches": 0}
     median = periods[len(periods) // 2]

@@ -14,6 +14,7 @@ import json
 import math
 import os
 import time
+from itertools import pairwise
 
 import pytest
 
@@ -80,8 +81,8 @@ def test_button_call_echo_dtmf_relay_led(tmp_path):
         stage("unlocked", t)
         wait_until(lambda: not lines.door_unlocked(), PULSE_MS / 1000 + 20, "DOOR_LOCK to re-lock", step=0.005)
         stage("relocked", t)
-        relay_events = [events.wait_for(lambda e: e["topic"] == "doorstation:Relay" and e["data"].get("Cause") == cause,
-                                        SIP_TIMEOUT_S, f"relay event {cause}")
+        relay_events = [events.wait_for(lambda e, cause=cause: e["topic"] == "doorstation:Relay"
+                                        and e["data"].get("Cause") == cause, SIP_TIMEOUT_S, f"relay event {cause}")
                         for cause in ("DTMF", "PulseEnded")]
         dtmf_event = events.wait_for(lambda e: e["topic"] == "tnsaxis:Call/DTMF", SIP_TIMEOUT_S, "the DTMF event")
 
@@ -104,7 +105,7 @@ def test_button_call_echo_dtmf_relay_led(tmp_path):
     unlocked = [s for s in rig.sampler.samples if s[2]]
     figures = {
         "ringback": ringback, "echo": echo, "muted": muted,
-        "led_transitions_while_calling": sum(1 for a, b in zip(led["calling"], led["calling"][1:]) if a != b),
+        "led_transitions_while_calling": sum(1 for a, b in pairwise(led["calling"]) if a != b),
         "led_samples": {k: len(v) for k, v in led.items()},
         "relay_unlocked_observed_ms": round(1000 * (unlocked[-1][0] - unlocked[0][0])) if unlocked else None,
         "timeline_s": {k: round(v - t["press"], 3) for k, v in t.items()},

@@ -146,7 +146,7 @@ class ParamCgiResource:
         names = [g[5:] if g.startswith("root.") else ("" if g == "root" else g) for g in wanted]
         params = self.all_params(with_io=any(not n or n.split(".")[0] in IO_GROUPS for n in names))
         lines: list[str] = []
-        for group, name in zip(wanted, names):
+        for group, name in zip(wanted, names, strict=True):
             hits = [k for k in params if not name or k == name or k.startswith(name + ".")]
             if not hits:
                 lines.append(f"# Error: Error -1 getting param in group '{_clean(group)}'")
