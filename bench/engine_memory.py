@@ -51,10 +51,11 @@ def main() -> None:
             series, started = [], time.monotonic()
             for i in range(1, args.calls + 1):
                 call_id = engine.make_call(None, bob.aor)
-                wait_until(lambda call_id=call_id: (s := engine.call_status(call_id)) and s["CallState"] == "Active", 10, "Active")
+                wait_until(lambda call_id=call_id: (s := engine.call_status(call_id)) and s["CallState"] == "Active",
+                           10, "Active")
                 engine.hangup(call_id)
-                wait_until(lambda call_id=call_id: (s := engine.call_status(call_id)) and s["CallState"] == "Terminated", 10,
-                           "Terminated")
+                wait_until(lambda call_id=call_id: (s := engine.call_status(call_id))
+                           and s["CallState"] == "Terminated", 10, "Terminated")
                 time.sleep(0.13)
                 events.clear()                      # the supervisor writes these to SQLite; here: dropped
                 with bob._cond:                     # the peer client's own record of events

@@ -109,7 +109,8 @@ def cmd_run(args) -> int:
     if args.sip_port is not None:
         sup_cmd += ["--sip-port", str(args.sip_port)]
     # On a loopback HTTP address (development, tests) SIP stays on loopback too.
-    sip_bind = args.sip_bind if args.sip_bind is not None else (host if host in ("127.0.0.1", "::1", "localhost") else "")
+    loopback = host in ("127.0.0.1", "::1", "localhost")
+    sip_bind = args.sip_bind if args.sip_bind is not None else (host if loopback else "")
     if sip_bind:
         sup_cmd += ["--sip-bind", "127.0.0.1" if sip_bind == "localhost" else sip_bind]
     supervisor = subprocess.Popen(sup_cmd, env=env)

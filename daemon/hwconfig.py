@@ -231,7 +231,8 @@ def parse(doc: dict[str, Any]) -> HwConfig:
             if name in roles:
                 raise HwConfigError(f"gpio.*.{name}", "name already used by another line")
             roles.add(name)
-        gpio = GpioConfig(_bool(g, "simulated", "gpio.", False), _str(g, "chip", "gpio.", None), _str(g, "consumer", "gpio.", "doorstation"),
+        gpio = GpioConfig(_bool(g, "simulated", "gpio.", False), _str(g, "chip", "gpio.", None),
+                          _str(g, "consumer", "gpio.", "doorstation"),
                           btn, _output(led_t, "gpio.call_led.", {"blink_on_ms", "blink_off_ms"}),
                           _output(relay_t, "gpio.door_relay.", {"pulse_ms"}), inputs, outputs)
         lines = [s.line for s in gpio.line_specs()]
@@ -283,7 +284,8 @@ def _audio(a: dict | None) -> AudioConfig:
         try:
             float(sim_input[5:])
         except ValueError:
-            raise HwConfigError("audio.sim_input", f"tone needs a frequency, e.g. tone:440, not {sim_input!r}") from None
+            raise HwConfigError("audio.sim_input",
+                                f"tone needs a frequency, e.g. tone:440, not {sim_input!r}") from None
     return AudioConfig(
         simulated=_bool(a, "simulated", p, False),
         capture_device=_str(a, "capture_device", p, "default"),

@@ -39,7 +39,8 @@ def free_sip_port() -> int:
     raise RuntimeError("no free SIP port")
 
 
-def doorstation(*args: str, state_dir: Path, input: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+def doorstation(*args: str, state_dir: Path, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "daemon.cli", *args, "--state-dir", str(state_dir)],
                           input=input, capture_output=True, text=True, timeout=timeout, cwd=REPO)
 

@@ -54,7 +54,8 @@ def test_vms_defaults_and_partial_update(st):
 
 
 @pytest.mark.parametrize("fields", [{"Timeout": 0}, {"Timeout": 3601}, {"Timeout": "30"}, {"Enabled": 1},
-                                    {"AudioFromNetworkToDeviceStreams": 1.5}, {"AudioFromDeviceToNetworkStreams": None}])
+                                    {"AudioFromNetworkToDeviceStreams": 1.5},
+                                    {"AudioFromDeviceToNetworkStreams": None}])
 def test_vms_invalid(st, fields):
     before = vms(st)
     assert is_invalid(st.fault("SetVMSCallConfiguration", {"VMSCallConfiguration": fields}))

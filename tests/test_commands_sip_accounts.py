@@ -310,7 +310,8 @@ def test_attributes_typed_and_unknown_names_dropped(st):
 
 
 def test_supported_media_encryption_modes(st):
-    assert st.run("GetSupportedMediaEncryptionModes") == {"MediaEncryption": ["None", "SRTPBestEffort", "SRTPMandatory"]}
+    assert st.run("GetSupportedMediaEncryptionModes") == \
+        {"MediaEncryption": ["None", "SRTPBestEffort", "SRTPMandatory"]}
 
 
 def test_plural_set_is_all_or_nothing(st):

@@ -112,7 +112,8 @@ def test_access_list_as_list_or_string(st):
     st.run("SetSIPConfiguration", {"SIPConfiguration": {"ApplyAccessList": True, "AccessListPolicy": "Block",
                                                         "AccessList": ["sip:a@x", "sip:b@y", "sip:a@x"]}})
     got = config(st)
-    assert (got["ApplyAccessList"], got["AccessList"], got["AccessListPolicy"]) == (True, ["sip:a@x", "sip:b@y"], "Block")
+    assert (got["ApplyAccessList"], got["AccessList"], got["AccessListPolicy"]) == \
+        (True, ["sip:a@x", "sip:b@y"], "Block")
     assert (got["ApplyAllowedURIs"], got["AllowedURIs"]) == (True, ["sip:a@x", "sip:b@y"])
     st.run("SetSIPConfiguration", {"SIPConfiguration": {"AccessList": "sip:c@z, sip:d@w  sip:e@v",
                                                         "AccessListPolicy": None}})

@@ -78,11 +78,13 @@ def test_registered_account_examples_are_stored(station):
         "PublicDomain": "example.axis.com"}}) == {"SIPAccountId": "sip_account_0"}
     assert station.ok("SetSIPAccount", {"SIPAccount": {
         "UserId": "6001", "Password": "secure", "Registrar": "192.168.0.1",
-        "PublicDomain": "example.axis.com"}, "StreamParameters": "resolution=640x480&fps=25"}) == {"SIPAccountId": "sip_account_1"}
+        "PublicDomain": "example.axis.com"}, "StreamParameters": "resolution=640x480&fps=25"}) == \
+        {"SIPAccountId": "sip_account_1"}
     assert station.ok("SetSIPAccount", {"SIPAccount": {
         "UserId": "6001", "Password": "secure", "Registrar": "272.25.25.3",
         "SIPAccount": [{"Server": "192.168.0.1", "Username": "username_proxy1", "Password": "password_proxy1"},
-                       {"Server": "10.23.23.2", "Username": "username_proxy2", "Password": "password_proxy2"}]}}) == {"SIPAccountId": "sip_account_2"}
+                       {"Server": "10.23.23.2", "Username": "username_proxy2", "Password": "password_proxy2"}]}}) == \
+        {"SIPAccountId": "sip_account_2"}
     a0 = station.ok("GetSIPAccount", {"SIPAccountId": "sip_account_0"})["SIPAccount"]
     assert a0["UserId"] == "6001" and a0["Registrar"] == "192.168.0.1" and a0["PublicDomain"] == "example.axis.com"
     assert a0["Password"] != "secure"  # never returned in clear
@@ -149,14 +151,16 @@ def test_terminate_unknown_call_is_not_found(station):
 
 def test_dtmf_open_door_workflow(station):
     event_id = station.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent", "Enabled": True}})["DTMFEventId"]
-    trigger_id = station.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": event_id}})["DTMFTriggerId"]
-    conf_id = station.ok("SetDTMFConfiguration", {"DTMFConfiguration": {"Name": "OpenDoorDTMFConf",
-                                                                           "DTMFTriggerId": [trigger_id]}})["DTMFConfigurationId"]
+    trigger_id = station.ok("SetDTMFTrigger",
+                            {"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": event_id}})["DTMFTriggerId"]
+    conf_id = station.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
+        "Name": "OpenDoorDTMFConf", "DTMFTriggerId": [trigger_id]}})["DTMFConfigurationId"]
     station.ok("SetSIPAccount", {"SIPAccount": {"UserId": "door"}})
     account = station.ok("GetSIPAccount", {"AccountId": "sip_account_0"})["SIPAccount"]
     account["DTMFConfigurationId"] = conf_id
     station.ok("SetSIPAccount", {"SIPAccount": account})
-    assert station.ok("GetSIPAccount", {"SIPAccountId": "sip_account_0"})["SIPAccount"]["DTMFConfigurationId"] == conf_id
+    got = station.ok("GetSIPAccount", {"SIPAccountId": "sip_account_0"})["SIPAccount"]
+    assert got["DTMFConfigurationId"] == conf_id
     conf = station.ok("GetDTMFConfiguration", {"DTMFConfigurationId": conf_id})["DTMFConfiguration"]
     assert conf["DTMFTriggerId"] == [trigger_id] and conf["RFC2833"] is True and conf["RFC2976"] is True
 
@@ -165,8 +169,10 @@ def test_dtmf_full_access_and_limited(station):
     a, b = station.ok("SetDTMFEvents", {"DTMFEvent": [{"Name": "Event A"}, {"Name": "Event B"}]})["DTMFEventId"]
     t1, t2 = station.ok("SetDTMFTriggers", {"DTMFTrigger": [{"DTMFSequence": "1", "DTMFEventId": a},
                                                            {"DTMFSequence": "2", "DTMFEventId": b}]})["DTMFTriggerId"]
-    full = station.ok("SetDTMFConfiguration", {"DTMFConfiguration": {"Name": "Full Access", "DTMFSequence": [t1, t2]}})["DTMFConfigurationId"]
-    limited = station.ok("SetDTMFConfiguration", {"DTMFConfiguration": {"Name": "Limited", "DTMFSequence": [t1]}})["DTMFConfigurationId"]
+    full = station.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
+        "Name": "Full Access", "DTMFSequence": [t1, t2]}})["DTMFConfigurationId"]
+    limited = station.ok("SetDTMFConfiguration", {"DTMFConfiguration": {
+        "Name": "Limited", "DTMFSequence": [t1]}})["DTMFConfigurationId"]
     confs = {c["Name"]: c for c in station.ok("GetDTMFConfigurations")["DTMFConfiguration"]}
     assert confs["Full Access"]["DTMFTriggerId"] == [t1, t2] and confs["Full Access"]["Id"] == full
     assert confs["Limited"]["DTMFTriggerId"] == [t1] and confs["Limited"]["Id"] == limited
@@ -174,8 +180,8 @@ def test_dtmf_full_access_and_limited(station):
 
 def test_dtmf_sequence_conflict_rule(station):
     a, b = station.ok("SetDTMFEvents", {"DTMFEvent": [{"Name": "Event A"}, {"Name": "Event B"}]})["DTMFEventId"]
-    t1234, t5678 = station.ok("SetDTMFTriggers", {"DTMFTrigger": [{"DTMFSequence": "1234", "DTMFEventId": a},
-                                                                 {"DTMFSequence": "5678", "DTMFEventId": b}]})["DTMFTriggerId"]
+    t1234, t5678 = station.ok("SetDTMFTriggers", {"DTMFTrigger": [
+        {"DTMFSequence": "1234", "DTMFEventId": a}, {"DTMFSequence": "5678", "DTMFEventId": b}]})["DTMFTriggerId"]
     r = station.call("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "1234", "DTMFEventId": b}})
     assert r.status_code == 400 and r.json()["FaultCode"] == "ter:InvalidArgVal"
     station.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFTriggerId": t1234, "DTMFEventId": b}})
@@ -202,7 +208,8 @@ def test_vms_configuration_and_capabilities(station):
     assert station.ok("GetVMSCallConfiguration")["VMSCallConfiguration"]["Timeout"] == 45
     caps = station.ok("GetServiceCapabilities")["Capabilities"]
     assert caps["SIP"] is True and caps["DTMF"] is True and caps["AudioCodec"] is True
-    assert station.ok("GetSupportedMediaEncryptionModes")["MediaEncryption"] == ["None", "SRTPBestEffort", "SRTPMandatory"]
+    assert station.ok("GetSupportedMediaEncryptionModes")["MediaEncryption"] == \
+        ["None", "SRTPBestEffort", "SRTPMandatory"]
     names = {a["Name"] for a in station.ok("GetSupportedSIPAccountAttributes")["AttributeInfo"]}
     assert {"DisableTCPSwitch", "MaxCallDuration", "RegistrationInterval"} <= names
 

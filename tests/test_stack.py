@@ -56,11 +56,14 @@ def test_other_request_styles(shared_station):
     assert r.status_code == 200 and r.json()["Capabilities"]["SIP"] is True
     r = s.post(f"{base}/GetSIPAccounts", json={}, timeout=10)
     assert r.status_code == 200 and "SIPAccount" in r.json()
-    r = s.post(base, json={"apiVersion": "1.0", "context": "c1", "method": "GetVMSCallConfiguration", "params": {}}, timeout=10)
+    r = s.post(base, json={"apiVersion": "1.0", "context": "c1", "method": "GetVMSCallConfiguration", "params": {}},
+               timeout=10)
     assert r.json()["context"] == "c1" and r.json()["data"]["VMSCallConfiguration"]["Timeout"] >= 1
-    r = s.post(base, json={"jsonrpc": "2.0", "method": "axcall:GetDTMFEvent", "params": {"DTMFEventId": "nope"}, "id": 7}, timeout=10)
+    r = s.post(base, json={"jsonrpc": "2.0", "method": "axcall:GetDTMFEvent", "params": {"DTMFEventId": "nope"},
+                           "id": 7}, timeout=10)
     assert r.json()["id"] == 7 and r.json()["error"]["code"] == -32602
-    r = s.post(base, json={"axcall:SetSIPAccounts": {"SIPAccounts": {"SIPAccount": [{"UserId": "wrapped"}]}}}, timeout=10)
+    r = s.post(base, json={"axcall:SetSIPAccounts": {"SIPAccounts": {"SIPAccount": [{"UserId": "wrapped"}]}}},
+               timeout=10)
     assert r.status_code == 200 and len(r.json()["SIPAccountId"]) == 1
 
 
@@ -133,8 +136,10 @@ def test_first_run_creates_admin_with_printed_password(tmp_path):
         station.stop()
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-2**40, 2**40) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=70)
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=20), c, max_size=4),
+json_scalars = (st.none() | st.booleans() | st.integers(-2**40, 2**40)
+                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=70))
+json_values = st.recursive(json_scalars,
+                           lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=20), c, max_size=4),
                            max_leaves=12)
 commands = st.sampled_from(["GetSIPAccounts", "SetSIPAccount", "SetSIPConfiguration", "SetDTMFTriggers",
                             "SetDTMFConfiguration", "SetAudioCodecs", "GetCallStatus", "TerminateCall",

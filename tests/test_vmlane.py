@@ -33,7 +33,8 @@ def guest_run(tmp_path_factory):
 def test_guest_pytest_passed(guest_run):
     proc, out, log = guest_run
     junit = out / "junit.xml"
-    assert junit.exists(), f"no junit.xml from the guest (rc={proc.returncode})\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
+    assert junit.exists(), \
+        f"no junit.xml from the guest (rc={proc.returncode})\n{proc.stdout[-3000:]}\n{proc.stderr[-2000:]}"
     suite = ET.parse(junit).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     counts = {k: int(suite.get(k, 0)) for k in ("tests", "failures", "errors", "skipped")}

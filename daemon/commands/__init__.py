@@ -2,9 +2,10 @@
 
 Every command is a function `handler(ctx, params) -> dict` (or a coroutine function, for the
 commands that wait on the SIP engine: they await it, the supervisor's loop never blocks) registered
-under its name without the `axcall:` prefix; `invoke()` runs either kind. Handlers run in the supervisor (the single writer), called with a Context that
-holds the store and the live runtime. They raise daemon.faults.VapixFault for every client-visible
-error; any other exception is a bug and is reported by the caller as env:Receiver/ter:Action.
+under its name without the `axcall:` prefix; `invoke()` runs either kind. Handlers run in the
+supervisor (the single writer), called with a Context that holds the store and the live runtime.
+They raise daemon.faults.VapixFault for every client-visible error; any other exception is a bug
+and is reported by the caller as env:Receiver/ter:Action.
 """
 from __future__ import annotations
 

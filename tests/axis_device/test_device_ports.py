@@ -95,7 +95,8 @@ def test_port_names_are_stored_by_role(tmp_path):
         read = ports.set_names({"Names": {"2": "Front contact", "1": "Gate"}})
         assert [p["Name"] for p in read["Ports"]] == ["Call button", "Gate", "Front contact", "tamper", "light"]
         # the name follows the line's role: with another input before it, door_contact moves to id 3
-        moved = hwconfig.parse({"gpio": {**DOC["gpio"], "inputs": {"bell2": {"line": "X"}, **DOC["gpio"]["inputs"]}}}).gpio
+        inputs = {"bell2": {"line": "X"}, **DOC["gpio"]["inputs"]}
+        moved = hwconfig.parse({"gpio": {**DOC["gpio"], "inputs": inputs}}).gpio
         lines2 = SimLines(moved.line_specs())
         again = DevicePorts(moved, lines2, TimerQueue(ManualClock()), lambda t, d: None, store).read()["Ports"]
         assert (again[3]["Role"], again[3]["Name"]) == ("door_contact", "Front contact")

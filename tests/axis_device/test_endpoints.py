@@ -329,7 +329,8 @@ def test_state_sequence(client, control):
     assert control.calls[-1] == ("device.output.set", {"Id": 3, "User": "admin-user", "Sequence": [
         {"Active": True, "Ms": 500}, {"Active": False, "Ms": 0}]})
     seq = {"port": "1", "sequence": [{"state": "closed", "time": 60000}, {"state": "open", "time": 0}]}
-    post_json(client, "/axis-cgi/io/portmanagement.cgi", {"apiVersion": "1.0", "method": "setStateSequence", "params": seq})
+    post_json(client, "/axis-cgi/io/portmanagement.cgi",
+              {"apiVersion": "1.0", "method": "setStateSequence", "params": seq})
     assert control.commands().count("door.open") == 1
     for bad in ({"port": "1", "sequence": [{"state": "closed", "time": 60001}]},
                 {"port": "1", "sequence": [{"state": "closed"}] * 17},
@@ -353,7 +354,8 @@ def test_port_cgi(client, control):
     assert r.text == "port1=inactive\r\nport3=active\r\n"
     r = client.simulate_get("/axis-cgi/io/port.cgi", query_string="action=2%3A%2F", headers={"X-Role": "operator"})
     assert r.text == "OK\r\n" and ("door.open", {"user": "operator-user"}) in control.calls
-    r = client.simulate_get("/axis-cgi/io/port.cgi", query_string="action=4%3A%2F300%5C", headers={"X-Role": "operator"})
+    r = client.simulate_get("/axis-cgi/io/port.cgi", query_string="action=4%3A%2F300%5C",
+                            headers={"X-Role": "operator"})
     assert r.text == "OK\r\n"
     assert control.calls[-1][1]["Sequence"] == [{"Active": True, "Ms": 300}, {"Active": False, "Ms": 0}]
 

@@ -34,8 +34,8 @@ def test_call_dtmf_hangup_cycles(station, agent_factory, baresip):
         else:
             agent.wait_event("state", pred=lambda e: e["state"] == "CONFIRMED", since=mark)
             agent.send(cmd="dtmf", digits="#1234#", method=method)
-        station.events.wait_for(lambda e, call_id=call_id: isinstance(e, DtmfMatched) and e.call_id == call_id, timeout=10.0,
-                                what=f"DTMF match in cycle {i} ({method})")
+        station.events.wait_for(lambda e, call_id=call_id: isinstance(e, DtmfMatched) and e.call_id == call_id,
+                                timeout=10.0, what=f"DTMF match in cycle {i} ({method})")
         station.engine.hangup(call_id)
         end = station.wait_state(call_id, "Terminated")
         assert end["CallStateReason"] == "Terminated", f"cycle {i}: {end}"

@@ -257,7 +257,8 @@ class Events:
         self.st, self.session, self.after, self.seen = station, station.session(), 0, []
 
     def poll(self, wait_s: float = 1.0) -> list[dict]:
-        page = self.session.get(f"{self.st.url}/api/events?after={self.after}&wait={wait_s}", timeout=wait_s + 30).json()
+        page = self.session.get(f"{self.st.url}/api/events?after={self.after}&wait={wait_s}",
+                                timeout=wait_s + 30).json()
         self.after = page["next"]
         self.seen += page["events"]
         return page["events"]
@@ -312,7 +313,8 @@ def configure_station(st: Station, events: Events) -> str:
     door relay through PUT /api/door/bindings. Returns the DTMF event id."""
     st.ok("SetSIPConfiguration", {"SIPConfiguration": {"SIPEnabled": True, "CallingTimeout": 120}})
     event_id = st.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent"}})["DTMFEventId"]
-    trigger = st.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": event_id}})["DTMFTriggerId"]
+    trigger = st.ok("SetDTMFTrigger",
+                    {"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": event_id}})["DTMFTriggerId"]
     conf = st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {"Name": "Door", "DTMFTriggerId": [trigger]}})
     st.ok("SetSIPAccount", {"SIPAccount": {"Id": "peer-to-peer", "DTMFConfigurationId": conf["DTMFConfigurationId"]}})
     r = st.session().put(f"{st.url}/api/door/bindings", json={"DTMFEventIds": [event_id]}, timeout=30)
