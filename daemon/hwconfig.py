@@ -8,9 +8,10 @@ unknown keys are errors too, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from daemon.sip.calls import VMS_CALL
 from hw.gpio import Bias, Direction, LineSpec
@@ -119,6 +120,10 @@ class HwConfig:
 
 # --- parsing helpers: each takes the dotted key so errors can name it ---------------------------
 
+@overload
+def _table(d: dict, key: str, path: str, required: Literal[True]) -> dict: ...
+@overload
+def _table(d: dict, key: str, path: str, required: bool = False) -> dict | None: ...
 def _table(d: dict, key: str, path: str, required: bool = False) -> dict | None:
     v = d.get(key)
     if v is None:
@@ -136,6 +141,11 @@ def _check_keys(d: dict, allowed: set[str], path: str) -> None:
             raise HwConfigError(f"{path}{k}", f"unknown key (known: {', '.join(sorted(allowed))})")
 
 
+# With a default the value is always there: the overloads tell the type checker so.
+@overload
+def _int(d: dict, key: str, path: str, default: int, lo: int, hi: int) -> int: ...
+@overload
+def _int(d: dict, key: str, path: str, default: None, lo: int, hi: int) -> int | None: ...
 def _int(d: dict, key: str, path: str, default: int | None, lo: int, hi: int) -> int | None:
     v = d.get(key, default)
     if v is None:
@@ -163,6 +173,10 @@ def _bool(d: dict, key: str, path: str, default: bool) -> bool:
     return v
 
 
+@overload
+def _str(d: dict, key: str, path: str, default: str, choices: tuple[str, ...] = ()) -> str: ...
+@overload
+def _str(d: dict, key: str, path: str, default: None, choices: tuple[str, ...] = ()) -> str | None: ...
 def _str(d: dict, key: str, path: str, default: str | None, choices: tuple[str, ...] = ()) -> str | None:
     v = d.get(key, default)
     if v is None:
@@ -194,7 +208,7 @@ def _input(d: dict, path: str, default_debounce: int) -> InputConfig:
                        _int(d, "debounce_ms", path, default_debounce, 0, 1000))
 
 
-def _output(d: dict, path: str, extra: set[str] = frozenset()) -> OutputConfig:
+def _output(d: dict, path: str, extra: AbstractSet[str] = frozenset()) -> OutputConfig:
     _check_keys(d, _OUT_KEYS | extra, path)
     return OutputConfig(_line(d, path), _bool(d, "active_low", path, False))
 
