@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -314,7 +315,7 @@ def _audio(a: dict | None) -> AudioConfig:
         sim_input=sim_input, sim_output=_str(a, "sim_output", p, None), ringback=ringback)
 
 
-def load(state_dir: str | Path) -> HwConfig:
+def load(state_dir: str | PathLike[str]) -> HwConfig:
     """Read `<state_dir>/hardware.toml`; a missing file means everything simulated."""
     path = Path(state_dir) / FILE_NAME
     try:

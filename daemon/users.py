@@ -105,8 +105,8 @@ def verify_password(record: UserRecord, password: str) -> bool:
     """Check `password` against the record's scrypt hash (constant-time comparison).
     A malformed stored hash verifies nothing."""
     try:
-        scheme, n, r, p, salt_hex, hash_hex = record.pw_hash.split("$")
-        n, r, p = int(n), int(r), int(p)
+        scheme, n_text, r_text, p_text, salt_hex, hash_hex = record.pw_hash.split("$")
+        n, r, p = int(n_text), int(r_text), int(p_text)
         salt, expected = bytes.fromhex(salt_hex), bytes.fromhex(hash_hex)
     except ValueError:
         return False

@@ -24,6 +24,7 @@ def open_audio(cfg: AudioConfig) -> AudioBridge:
     from hw.audio_sim import SimPcm
     rb = cfg.ringback
     tone = RingbackTone(cfg.sample_rate, rb.frequency_hz, rb.on_ms, rb.off_ms, rb.level)
+    pcm: SimPcm | AlsaPcm
     if cfg.simulated:
         pcm = SimPcm(cfg.sample_rate, cfg.sim_input, cfg.sim_output)
     else:

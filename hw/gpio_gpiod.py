@@ -93,7 +93,8 @@ class GpiodLines:
         self._roles = {off: role for role, off in self._offsets.items()}
         if len(self._roles) != len(self._offsets):
             raise LineBusyError("several roles", "two roles name the same line")
-        config = {self._offsets[s.role]: _settings(s) for s in specs}
+        config: dict[Iterable[int | str] | int | str, gpiod.LineSettings | None] = {
+            self._offsets[s.role]: _settings(s) for s in specs}
         try:
             self._req = gpiod.request_lines(self.chip_path, consumer=consumer, config=config)
         except OSError as e:

@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 from hw.gpio import ChipNotFoundError, Direction, EdgeEvent, LineNotFoundError, LineSpec
 
@@ -37,7 +37,7 @@ class SimChip:
 
 
 def open_sim_lines(specs: Iterable[LineSpec], chip: str | None, chips: Iterable[SimChip],
-                   **kw: object) -> "SimLines":
+                   **kw: Any) -> "SimLines":
     """Resolve `chip` (name or label, or the chip holding the first line) like the gpiod backend."""
     specs, chips = list(specs), list(chips)
     for c in chips:

@@ -6,7 +6,7 @@ DOORSTATION_CONTROL_SOCKET, default <state>/run/control.sock; DOORSTATION_CONTRO
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Any, Callable
 
 import falcon
 
@@ -28,7 +28,8 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     command_role, role_allows   the role check; default daemon.commands.lookup(name).role and
                    daemon.commands.role_allows (injected in unit tests)
     """
-    app = falcon.App(middleware=[authenticator] if authenticator is not None else [])
+    middleware: list[Any] = [authenticator] if authenticator is not None else []
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     resource = vapix.VapixCallResource(
         control,

@@ -89,7 +89,9 @@ def parse_auth_params(text: str) -> dict[str, str] | None:
     params: dict[str, str] = {}
     pos = 0
     while True:
-        pos = _SEPARATORS_RE.match(text, pos).end()
+        sep = _SEPARATORS_RE.match(text, pos)
+        assert sep is not None  # the pattern also matches the empty string
+        pos = sep.end()
         if pos >= len(text):
             return params
         m = _PARAM_RE.match(text, pos)

@@ -84,7 +84,7 @@ def command(name: str, role: str) -> Callable:
 
 async def resolve(value: Awaitable[T] | T) -> T:
     """A runtime answer that may be awaitable (the supervisor's) or plain (unit tests' fakes)."""
-    return await value if inspect.isawaitable(value) else value  # type: ignore[return-value]
+    return await value if inspect.isawaitable(value) else value
 
 
 async def invoke(command: Command, ctx: Context, params: Any) -> dict:

@@ -128,7 +128,7 @@ def build(given: dict, existing: dict | None, *, lenient: bool,
     or over the defaults (a create). Returns the new document without Id and the IsDefault the
     client asked for explicitly (None when it did not say)."""
     creating = existing is None
-    doc = copy.deepcopy(DEFAULTS) if creating else copy.deepcopy(existing)
+    doc: dict = copy.deepcopy(DEFAULTS) if existing is None else copy.deepcopy(existing)
     doc.pop("_auto", None)   # a client touched it: no longer the automatic account
 
     user = v.first_present(given, USER_KEYS)

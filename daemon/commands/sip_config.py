@@ -199,7 +199,7 @@ def resolve_password(obj: dict, key: str, previous: str | None, what: str, lenie
 
 def _allowed_users(value: Any, lenient: bool) -> list:
     # "For future use" in the spec and its structure is not defined: kept as given, not applied.
-    users = []
+    users: list[str | dict] = []
     for i, item in enumerate([] if value is None else v.as_list(value, "AllowedUsers", lenient=lenient)):
         if isinstance(item, str):
             users.append(v.string(item, "AllowedUsers entry", lenient=lenient, max_len=256))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Literal, overload
 
 from daemon.faults import invalid_arg, missing_arg
 
@@ -83,6 +83,13 @@ def has_any(obj: dict, keys: Iterable[str]) -> bool:
 
 # -- scalars ---------------------------------------------------------------------------------
 
+# Only a nullable string can come back as None: the overloads tell the type checker so.
+@overload
+def string(value: Any, what: str, *, lenient: bool, max_len: int = MAX_STRING,
+           nullable: Literal[False] = False, non_empty: bool = False) -> str: ...
+@overload
+def string(value: Any, what: str, *, lenient: bool, max_len: int = MAX_STRING,
+           nullable: bool = False, non_empty: bool = False) -> str | None: ...
 def string(value: Any, what: str, *, lenient: bool, max_len: int = MAX_STRING,
            nullable: bool = False, non_empty: bool = False) -> str | None:
     if value is None:

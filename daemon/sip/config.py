@@ -225,7 +225,7 @@ def usable_accounts(accounts: Iterable[dict]) -> list[dict]:
     """The stored accounts the engine can run. A store written by an older version may hold more
     than pjsua can, or control characters in a field that goes into SIP: those are left out (and
     logged), so that one bad account cannot make every later apply fail."""
-    out = []
+    out: list[dict] = []
     for doc in accounts:
         bad = [k for k, v in doc.items() if isinstance(v, str) and _CONTROL.search(v)]
         if bad:

@@ -164,7 +164,7 @@ class ParamCgiResource:
             m = _NAME_PARAM.fullmatch(full)
             port = layout.get(int(m.group(1))) if m else None
             try:
-                if port is None or port.direction != m.group(2).lower():
+                if m is None or port is None or port.direction != m.group(2).lower():
                     raise ValueError(full)
                 names[port.id] = valid_name(value)
             except (ValueError, VapixFault):

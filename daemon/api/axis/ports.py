@@ -65,7 +65,8 @@ class StationPorts:
         states = []
         for port in layout:
             r = reported.get(port.id, {})
-            name = r.get("Name") if isinstance(r.get("Name"), str) and r.get("Name") else port.name
+            given = r.get("Name")
+            name = given if isinstance(given, str) and given else port.name
             states.append(PortState(replace(port, name=name),
                                     r.get("Active") if isinstance(r.get("Active"), bool) else None))
         return states
