@@ -23,8 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from daemon.store import Store
 from daemon.commands.roles import ROLES as COMMAND_ROLE_ORDER
+from daemon.store import Store
 
 REALM = "doorstation"
 ROLES = tuple(reversed(COMMAND_ROLE_ORDER))     # as the CLI lists them: admin first

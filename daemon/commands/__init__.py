@@ -13,11 +13,9 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, Protocol, TypeVar
 
-from daemon.commands.roles import COMMAND_ROLES, ROLES, role_allows
+from daemon.commands.roles import COMMAND_ROLES, ROLES, role_allows  # noqa: F401  (re-exported for the API)
 from daemon.faults import unknown_action
 from daemon.store import Store
-
-
 
 T = TypeVar("T")
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests import door_load
 from tests.harness import Station
-from tests.vm.rig import LineSampler, Lines, hardware_toml
+from tests.vm.rig import Lines, LineSampler, hardware_toml
 
 pytestmark = pytest.mark.skipif(not os.environ.get("DOORSTATION_GPIOSIM_SYSFS"),
                                 reason="needs the VM lane's gpio-sim and snd-aloop devices")
