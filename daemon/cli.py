@@ -45,12 +45,62 @@ def parse_hostport(text: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
-def gunicorn_command(http: str, workers: int, threads: int) -> list[str]:
-    # One process, threads for concurrency: Digest nonce-count tracking lives in the worker's
-    # memory, and a door station never needs more than one CPU for its API.
-    return [sys.executable, "-m", "gunicorn", "--bind", http, "--workers", str(workers),
-            "--threads", str(threads), "--worker-class", "gthread", "--graceful-timeout", "5",
-            "--timeout", "60", "--log-level", "warning", "daemon.api.app:get_app()"]
+def bind_text(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+WORKER_CLASS = "daemon.api.worker.StationWorker"
+
+
+def gunicorn_command(binds: list[str], workers: int = 1,
+                     app: str = "daemon.api.app:get_app()") -> list[str]:
+    """One process, one greenlet per connection (gevent; see README "HTTP front end"): a long-poll
+    costs a greenlet, not a thread; Digest nonce-count tracking lives in the worker's memory, and a
+    door station never needs more than one CPU for its API. --keep-alive must be > 0: the worker's
+    header deadline is applied in gunicorn's keep-alive loop (its value is Limits.header_timeout)."""
+    command = [sys.executable, "-m", "gunicorn"]
+    for bind in binds:
+        command += ["--bind", bind]
+    return command + ["--workers", str(workers), "--worker-class", WORKER_CLASS,
+                      "--keep-alive", "5", "--graceful-timeout", "5", "--timeout", "60",
+                      "--log-level", "warning", app]
+
+
+def api_environment(args, state: Path) -> dict[str, str]:
+    """What the API worker reads from its environment: the HTTPS port and the station's
+    certificate, the HTTP policy (redirect, Basic), and the limits."""
+    env = {"DOORSTATION_STATE_DIR": str(state),
+           "DOORSTATION_BASIC_OVER_HTTP": "0" if args.no_basic_over_http else "1"}
+    if args.https is not None:
+        from daemon.api.worker import TLS_CERT_ENV, TLS_KEY_ENV, TLS_PORTS_ENV
+        cert, key = api_certificate(state)
+        env.update({TLS_PORTS_ENV: str(args.https[1]), TLS_CERT_ENV: cert, TLS_KEY_ENV: key})
+        if args.http_redirect:
+            env["DOORSTATION_HTTPS_REDIRECT_PORT"] = str(args.https[1])
+    elif args.http_redirect:
+        raise SystemExit("doorstation: --http-redirect needs --https")
+    return env
+
+
+def api_certificate(state: Path) -> tuple[str, str]:
+    """The station's certificate and key (<state>/tls/station.{crt,key}; made self-signed by the
+    supervisor at its first start, or here if the API starts first). Replace both files with your
+    own and restart to serve that instead (README "HTTPS")."""
+    import logging
+    from daemon.tls import station_tls_files
+    files = station_tls_files(state, logging.getLogger("doorstation"))
+    if not files.get("tls_cert_file"):
+        raise SystemExit(f"doorstation: no certificate in {state / 'tls'} and openssl could not make one")
+    return files["tls_cert_file"], files["tls_key_file"]
+
+
+def api_binds(args) -> list[str]:
+    binds = [bind_text(*args.http)]
+    if args.https is not None:
+        if args.https[1] == args.http[1]:
+            raise SystemExit("doorstation: --http and --https need different ports")
+        binds.append(bind_text(*args.https))
+    return binds
 
 
 def wait_until(predicate, timeout: float, processes: list[subprocess.Popen]) -> bool:
@@ -98,6 +148,7 @@ def cmd_run(args) -> int:
               "--password-stdin --replace)", flush=True)
 
     env = {**os.environ, "DOORSTATION_STATE_DIR": str(state)}
+    binds = api_binds(args)
     stop = {"signal": None}
 
     def on_signal(signum, _frame):
@@ -120,15 +171,18 @@ def cmd_run(args) -> int:
         if not wait_until(lambda: supervisor_running(state), 30, [supervisor]):
             print("doorstation: the supervisor did not start (see its messages above)", file=sys.stderr)
             return 1
-        api = subprocess.Popen(gunicorn_command(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}",
-                                                args.workers, args.threads), env=env)
-        if not wait_until(lambda: port_open(host, port), 30, [supervisor, api]):
-            print(f"doorstation: the API did not start on {host}:{port}", file=sys.stderr)
+        api = subprocess.Popen(gunicorn_command(binds, args.workers),
+                               env={**env, **api_environment(args, state)})
+        listeners = [args.http] + ([args.https] if args.https else [])
+        if not wait_until(lambda: all(port_open(h, p) for h, p in listeners), 30, [supervisor, api]):
+            print(f"doorstation: the API did not start on {', '.join(binds)}", file=sys.stderr)
             return 1
-        shown = f"[{host}]" if ":" in host else host
         if rtsp is not None and not rtsp.start():
             return 1
-        print(f"doorstation running: http://{shown}:{port}/vapix/call (state {state}); Ctrl-C stops",
+        urls = [f"http://{bind_text(host, port)}/vapix/call"]
+        if args.https:
+            urls.append(f"https://{bind_text(*args.https)}/vapix/call")
+        print(f"doorstation running: {' and '.join(urls)} (state {state}); Ctrl-C stops",
               flush=True)
         restarts: list[float] = []
         while stop["signal"] is None:
@@ -214,10 +268,10 @@ def cmd_supervisor(args) -> int:
 
 def cmd_api(args) -> int:
     """Run only the HTTP API in the foreground (the systemd unit uses this)."""
-    os.environ["DOORSTATION_STATE_DIR"] = str(state_dir_of(args))
-    host, port = args.http
-    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    os.execv(sys.executable, gunicorn_command(bind, args.workers, args.threads))
+    state = state_dir_of(args)
+    binds = api_binds(args)
+    os.environ.update(api_environment(args, state))
+    os.execv(sys.executable, gunicorn_command(binds, args.workers))
 
 
 # --------------------------------------------------------------------------------------------- users
@@ -302,6 +356,16 @@ def cmd_door_binding(verb: str):
     return run
 
 
+def add_api_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--https", type=parse_hostport, metavar="HOST:PORT",
+                   help="also serve the API over HTTPS with <state>/tls/station.crt")
+    p.add_argument("--http-redirect", action="store_true",
+                   help="HTTP only redirects (308) to the --https port")
+    p.add_argument("--no-basic-over-http", action="store_true",
+                   help="accept HTTP Basic only over HTTPS (Digest works on both)")
+    p.add_argument("--workers", type=int, default=1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="doorstation", description=__doc__)
     parser.add_argument("--state-dir", help=f"state directory (default $DOORSTATION_STATE_DIR or {DEFAULT_STATE_DIR})")
@@ -315,8 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--http", type=parse_hostport, default=parse_hostport(DEFAULT_HTTP))
     run.add_argument("--sip-port", type=int, help="SIP port (written into the stored SIPConfiguration)")
     run.add_argument("--sip-bind", help="SIP bind address (default: loopback when --http is loopback, else all)")
-    run.add_argument("--workers", type=int, default=1)
-    run.add_argument("--threads", type=int, default=8)
+    add_api_options(run)
     run.add_argument("--rtsp", type=parse_hostport, metavar="HOST:PORT",
                      help="also serve the RTSP event stream there (554 on a real station; docs/events.md)")
     run.set_defaults(func=cmd_run)
@@ -328,8 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     api = with_state(sub.add_parser("api", help="run only the HTTP API (systemd unit)"))
     api.add_argument("--http", type=parse_hostport, default=parse_hostport(DEFAULT_HTTP))
-    api.add_argument("--workers", type=int, default=1)
-    api.add_argument("--threads", type=int, default=8)
+    add_api_options(api)
     api.set_defaults(func=cmd_api)
 
     rtsp = with_state(sub.add_parser("rtsp", help="run only the RTSP event stream (systemd unit)"))

@@ -1,7 +1,9 @@
 """The Falcon WSGI application: create_app(...) for tests, get_app() for gunicorn.
 
-gunicorn: `gunicorn 'daemon.api.app:get_app()'` with DOORSTATION_STATE_DIR set (and optionally
-DOORSTATION_CONTROL_SOCKET, default <state>/run/control.sock; DOORSTATION_CONTROL_TIMEOUT seconds).
+gunicorn: `gunicorn --worker-class daemon.api.worker.StationWorker 'daemon.api.app:get_app()'` with
+DOORSTATION_STATE_DIR set (and optionally DOORSTATION_CONTROL_SOCKET, default
+<state>/run/control.sock; DOORSTATION_CONTROL_TIMEOUT seconds; DOORSTATION_BASIC_OVER_HTTP=0 to
+accept Basic only over HTTPS; the limits of daemon.api.limits.Limits.from_env).
 """
 from __future__ import annotations
 
@@ -18,7 +20,8 @@ DEFAULT_CONTROL_TIMEOUT = 10.0
 def create_app(control: vapix.Control, authenticator: object | None = None,
                extra_routes: dict[str, object] | None = None, *,
                command_role: Callable[[str], str] | None = None,
-               role_allows: Callable[[str, str], bool] | None = None) -> falcon.App:
+               role_allows: Callable[[str, str], bool] | None = None,
+               redirect_to_https: int | None = None) -> falcon.App:
     """Build the app.
 
     control        object with request(command, args) -> dict (daemon.control.client.ControlClient)
@@ -27,20 +30,45 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     extra_routes   {path: resource} added beside /vapix/call (e.g. "/api/events")
     command_role, role_allows   the role check; default daemon.commands.lookup(name).role and
                    daemon.commands.role_allows (injected in unit tests)
+    redirect_to_https   an HTTPS port: plain-HTTP requests get a 308 there before authentication
     """
-    middleware: list[Any] = [authenticator] if authenticator is not None else []
+    middleware: list[Any] = []
+    if redirect_to_https is not None:
+        from daemon.api.redirect import HttpsRedirect
+        middleware.append(HttpsRedirect(redirect_to_https))
+    if authenticator is not None:
+        middleware.append(authenticator)
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = True
     resource = vapix.VapixCallResource(
         control,
         command_role=command_role or vapix.default_command_role,
         role_allows=role_allows or vapix.default_role_allows)
+    with_head(resource)
     app.add_route("/vapix/call", resource)
     app.add_route("/vapix/call/{command}", resource)
     for path, extra in (extra_routes or {}).items():
-        app.add_route(path, extra)
+        app.add_route(path, with_head(extra))
     vapix.install_error_handlers(app)
     return app
+
+
+def with_head(resource: object) -> object:
+    """HEAD answers like GET without the body (Falcon drops the body of a HEAD response itself)."""
+    if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
+        resource.on_head = resource.on_get
+    return resource
+
+
+def env_flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise RuntimeError(f"{name}={raw!r}: expected 1 or 0")
 
 
 def get_app() -> falcon.App:
@@ -58,10 +86,17 @@ def get_app() -> falcon.App:
     from daemon.api.axis import axis_routes
     from daemon.api.door import DoorBindingsResource, DoorOpenResource
     from daemon.api.events import EventsResource
+    from daemon.api.limits import Limits, LongPollGate
     from daemon.control.client import ControlClient
+    limits = Limits.from_env()
     control = ControlClient(socket_path, timeout=timeout)
-    return create_app(control, make_authenticator(state_dir),
-                      extra_routes={"/api/events": EventsResource(control),
+    # Passed only when switched off: the default keeps make_authenticator's signature minimal.
+    policy = {} if env_flag("DOORSTATION_BASIC_OVER_HTTP", True) else {"basic_over_http": False}
+    authenticator = make_authenticator(state_dir, **policy)
+    redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
+    return create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
+                      extra_routes={"/api/events": LongPollGate(EventsResource(control),
+                                                                limits.max_longpolls_per_user),
                                     "/api/door/open": DoorOpenResource(control),
                                     "/api/door/bindings": DoorBindingsResource(control),
                                     **axis_routes(control, state_dir)})

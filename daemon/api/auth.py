@@ -332,6 +332,7 @@ class FailureLimiter:
 _CHALLENGE = "challenge"   # no (usable) credentials offered: plain challenge, not a failure
 _STALE = "stale"           # right credentials, nonce too old (or forgotten): new nonce, not a failure
 _FAILED = "failed"         # wrong credentials: challenge, counted against the address
+_PLAIN_BASIC = "plain-basic"  # Basic over plain HTTP while that is switched off: not a failure
 
 
 class Authenticator:
@@ -341,7 +342,7 @@ class Authenticator:
                  clock: Callable[[], float] = time.time, realm: str = REALM, *,
                  nonce_lifetime: float = NONCE_LIFETIME, user_cache_ttl: float = USER_CACHE_TTL,
                  basic_cache_ttl: float = BASIC_CACHE_TTL, limiter: FailureLimiter | None = None,
-                 nonce_counts: NonceCounts | None = None):
+                 nonce_counts: NonceCounts | None = None, basic_over_http: bool = True):
         if len(secret) < 16:
             raise ValueError("secret too short")
         self._lookup_uncached = user_lookup
@@ -355,6 +356,7 @@ class Authenticator:
         self._basic_ok = _TTLCache(basic_cache_ttl, MAX_CACHE_ENTRIES)
         self._limiter = limiter or FailureLimiter()
         self._nonce_counts = nonce_counts or NonceCounts()
+        self.basic_over_http = basic_over_http  # False: Basic only on HTTPS (req.scheme)
         # Unknown Basic users are checked against this so they cost what a known user costs.
         self._dummy = UserRecord("", "viewer", realm, "", "", scrypt_hash(secrets.token_urlsafe()), 0.0)
 
@@ -381,16 +383,23 @@ class Authenticator:
                 self._limiter.success(addr, outcome.name)
             req.context.user = outcome
             return
+        basic = self.basic_over_http or req.scheme == "https"
+        if outcome == _PLAIN_BASIC:
+            fault = VapixFault("env:Sender", "ter:NotAuthorized", "ter:AuthenticationFailed",
+                               "Basic authentication is accepted only over HTTPS; use Digest",
+                               http_status=401)
+            self._reply(resp, 401, fault, self.challenges(now, basic=False))
+            return
         if outcome == _FAILED:
             with self._lock:
                 blocked = self._limiter.failure(addr, name or "", now)
             if blocked:
                 log.warning("authentication from %s as %r blocked for %.0f s after repeated failures",
                             addr, name or "?", blocked)
-        self._reply(resp, 401, _auth_fault(), self.challenges(now, stale=outcome == _STALE))
+        self._reply(resp, 401, _auth_fault(), self.challenges(now, stale=outcome == _STALE, basic=basic))
 
     # -- challenge and replies -----------------------------------------------------------------
-    def challenges(self, now: float, stale: bool = False) -> list[tuple[str, str]]:
+    def challenges(self, now: float, stale: bool = False, basic: bool = True) -> list[tuple[str, str]]:
         nonce = self.make_nonce(now)
         lines = []
         for algorithm in DIGEST_ALGORITHMS:
@@ -399,7 +408,8 @@ class Authenticator:
             if stale:
                 value += ", stale=true"
             lines.append(("WWW-Authenticate", value))
-        lines.append(("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"'))
+        if basic:
+            lines.append(("WWW-Authenticate", f'Basic realm="{self.realm}", charset="UTF-8"'))
         return lines
 
     def _reply(self, resp: falcon.Response, status: int, fault: VapixFault,
@@ -446,6 +456,8 @@ class Authenticator:
         if credentials.digest is not None:
             return self._digest(req, credentials.digest, now)
         if credentials.basic is not None:
+            if not self.basic_over_http and req.scheme != "https":
+                return _PLAIN_BASIC  # refused before the password is looked at
             return self._basic(*credentials.basic, now)
         return _FAILED  # malformed or too long
 
@@ -608,5 +620,7 @@ def load_or_create_secret(state_dir: str | os.PathLike) -> bytes:
     return data
 
 
-def make_authenticator(state_dir: str | os.PathLike, clock: Callable[[], float] = time.time) -> Authenticator:
-    return Authenticator(StoreUserLookup(state_dir), load_or_create_secret(state_dir), clock=clock)
+def make_authenticator(state_dir: str | os.PathLike, clock: Callable[[], float] = time.time,
+                       basic_over_http: bool = True) -> Authenticator:
+    return Authenticator(StoreUserLookup(state_dir), load_or_create_secret(state_dir), clock=clock,
+                         basic_over_http=basic_over_http)

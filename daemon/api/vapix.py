@@ -12,6 +12,7 @@ import falcon
 
 from daemon import faults
 from daemon.api import codec, envelopes
+from daemon.api.limits import BodyTimeout, request_timeout
 from daemon.faults import VapixFault
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,16 @@ def handle_unexpected(req: falcon.Request, resp: falcon.Response, ex: Exception,
     _write(resp, envelopes.encode_fault(envelopes.Style(envelopes.VAPIX), internal_error()))
 
 
+def handle_body_timeout(req: falcon.Request, resp: falcon.Response, ex: Exception, params) -> None:
+    """The worker's body deadline passed while a resource read the body: 408, and the connection
+    is closed (what is left of the body is not worth waiting for)."""
+    _write(resp, envelopes.encode_fault(_style_for(req), request_timeout("body")))
+    resp.set_header("Connection", "close")
+
+
 def install_error_handlers(app: falcon.App) -> None:
     # Falcon picks the most specific handler by the exception's class hierarchy.
     app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(BodyTimeout, handle_body_timeout)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(VapixFault, handle_fault)

@@ -1,0 +1,229 @@
+"""gunicorn worker for the door station: gevent (one greenlet per connection, not one thread) plus
+what a hostile LAN needs, all answered with VAPIX fault JSON instead of gunicorn's HTML:
+
+- connection caps per client address (429) and in total (503), checked before a byte is read;
+- a deadline for the request line + headers (408; an idle keep-alive connection is just closed),
+  one for the whole body (408) and one per write to a client that does not read;
+- gunicorn's own parse errors (bad request line 400, too-large headers 431, ...) as faults;
+- HTTPS on the listeners named in DOORSTATION_TLS_PORTS (cert/key in DOORSTATION_TLS_CERT/KEY), so
+  one process (one set of Digest nonce counts) serves HTTP and HTTPS; the WSGI environ says which
+  (wsgi.url_scheme), from the socket, never from a client's X-Forwarded-Proto.
+
+Run: gunicorn --worker-class daemon.api.worker.StationWorker ... (daemon/cli.py builds the command).
+Limits come from the environment (daemon.api.limits.Limits.from_env).
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import ssl
+import time
+
+import gevent
+from gunicorn.http import errors as http_errors
+from gunicorn.workers.ggevent import GeventWorker
+
+from daemon.api.limits import BodyTimeout, ConnectionCounter, Limits, request_timeout
+from daemon.faults import VapixFault
+
+TLS_PORTS_ENV = "DOORSTATION_TLS_PORTS"
+TLS_CERT_ENV = "DOORSTATION_TLS_CERT"
+TLS_KEY_ENV = "DOORSTATION_TLS_KEY"
+
+
+class HeaderTimeout(gevent.Timeout):
+    """The request line and headers did not arrive within Limits.header_timeout."""
+
+
+class DeadlineSocket:
+    """The client socket as gunicorn's parser and response see it: reads past `deadline` (set for
+    the body) fail with BodyTimeout, a write that times out is a broken pipe (closed quietly), and it counts the bytes received
+    since the last response was written (to tell a half-sent request from an idle keep-alive)."""
+
+    def __init__(self, sock: socket.socket, send_timeout: float):
+        self._sock = sock
+        self._send_timeout = send_timeout
+        self.deadline: float | None = None
+        self.pending = 0
+        sock.settimeout(send_timeout)
+
+    def recv(self, size: int) -> bytes:
+        if self.deadline is not None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise BodyTimeout("request body deadline passed")
+            self._sock.settimeout(min(left, self._send_timeout))
+        try:
+            data = self._sock.recv(size)
+        except TimeoutError:
+            if self.deadline is not None:
+                raise BodyTimeout("request body deadline passed") from None
+            raise
+        finally:
+            if self.deadline is not None:
+                self._sock.settimeout(self._send_timeout)
+        self.pending += len(data)
+        return data
+
+    def sendall(self, data) -> None:
+        try:
+            self._sock.sendall(data)
+        except TimeoutError:
+            raise BrokenPipeError(errno.EPIPE, "client does not read its response") from None
+        self.pending = 0
+
+    def setblocking(self, flag: bool) -> None:
+        # gunicorn asks for blocking mode; "blocking" here means blocking with our timeout.
+        if flag:
+            self._sock.settimeout(self._send_timeout)
+        else:
+            self._sock.setblocking(False)
+
+    def __getattr__(self, name):
+        return getattr(self._sock, name)
+
+
+# gunicorn's parse errors -> (HTTP status, VAPIX subcode). Anything else a client can cause is 400.
+_CLIENT_ERRORS: list[tuple[type, int, str]] = [
+    (http_errors.LimitRequestHeaders, 431, "ter:HeadersTooLarge"),
+    (http_errors.LimitRequestLine, 414, "ter:URITooLong"),
+    (http_errors.UnsupportedTransferCoding, 501, "ter:NotSupported"),
+    (http_errors.ExpectationFailed, 417, "ter:MalformedRequest"),
+    (http_errors.ForbiddenProxyRequest, 403, "ter:OperationProhibited"),
+]
+
+
+def fault_for_parse_error(exc: BaseException) -> VapixFault | None:
+    """The fault for an error gunicorn raised while reading a request; None if it is not the
+    client's doing (then it is a bug: 500)."""
+    if isinstance(exc, http_errors.ParseException) or isinstance(exc, ssl.SSLError):
+        for kind, status, subcode in _CLIENT_ERRORS:
+            if isinstance(exc, kind):
+                break
+        else:
+            status, subcode = 400, "ter:MalformedRequest"
+        reason = f"Bad request: {type(exc).__name__}: {str(exc)[:120]}"
+        return VapixFault("env:Sender", "ter:InvalidArgs", subcode, reason, http_status=status)
+    return None
+
+
+def fault_response(fault: VapixFault) -> bytes:
+    body = json.dumps(fault.to_dict()).encode()
+    head = (f"HTTP/1.1 {fault.http_status} {_REASONS.get(fault.http_status, 'Error')}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n")
+    if fault.http_status in (429, 503):
+        head += "Retry-After: 1\r\n"
+    return (head + "\r\n").encode("latin-1") + body
+
+
+_REASONS = {400: "Bad Request", 403: "Forbidden", 408: "Request Timeout", 414: "URI Too Long",
+            417: "Expectation Failed", 429: "Too Many Requests", 431: "Request Header Fields Too Large",
+            500: "Internal Server Error", 501: "Not Implemented", 503: "Service Unavailable"}
+
+
+def tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def parse_ports(text: str) -> frozenset[int]:
+    return frozenset(int(p) for p in text.replace(",", " ").split() if p)
+
+
+class StationWorker(GeventWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.limits = Limits.from_env()
+        self.connections = ConnectionCounter(self.limits.max_connections, self.limits.max_per_address)
+        self.tls_ports = parse_ports(os.environ.get(TLS_PORTS_ENV, ""))
+        self.tls: ssl.SSLContext | None = None
+        # gevent's pool must not be what refuses: our counter answers first, with a fault.
+        self.worker_connections = max(self.worker_connections, self.limits.max_connections + 64)
+
+    def patch(self) -> None:
+        super().patch()
+        if self.tls_ports:  # after monkey-patching: the context then makes cooperative sockets
+            self.tls = tls_context(os.environ[TLS_CERT_ENV], os.environ[TLS_KEY_ENV])
+
+    # -- per connection ------------------------------------------------------------------------
+    def handle(self, listener, client, addr) -> None:
+        address = addr[0] if isinstance(addr, tuple) and addr else ""
+        fault = self.connections.admit(address)
+        if fault is not None:
+            self._refuse(client, fault)
+            return
+        try:
+            client.setblocking(1)
+            tls = self.tls is not None and listener.getsockname()[1] in self.tls_ports
+            if tls:
+                client = self._tls_handshake(client)
+                if client is None:
+                    return
+            wrapped = DeadlineSocket(client, self.limits.send_timeout)
+            wrapped.tls = tls
+            super().handle(listener, wrapped, addr)
+        finally:
+            self.connections.release(address)
+
+    def _refuse(self, client, fault: VapixFault) -> None:
+        try:
+            client.settimeout(1.0)
+            client.sendall(fault_response(fault))
+        except OSError:
+            pass
+        finally:
+            client.close()
+
+    def _tls_handshake(self, client):
+        tls_client = self.tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        try:
+            with gevent.Timeout(self.limits.header_timeout, TimeoutError):
+                tls_client.do_handshake()
+            return tls_client
+        except (OSError, TimeoutError) as e:  # ssl.SSLError is an OSError
+            self.log.debug("TLS handshake failed: %s", e)
+            tls_client.close()
+            return None
+
+    # -- per request ---------------------------------------------------------------------------
+    def timeout_ctx(self):
+        # gunicorn wraps each wait for a request (line + headers) in this.
+        return HeaderTimeout(self.limits.header_timeout)
+
+    def handle_request(self, listener_name, req, sock, addr):
+        if isinstance(sock, DeadlineSocket):
+            req.scheme = "https" if sock.tls else "http"
+            sock.deadline = time.monotonic() + self.limits.body_timeout
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            if isinstance(sock, DeadlineSocket):
+                sock.deadline = None
+
+    def handle_error(self, req, client, addr, exc) -> None:
+        address = addr[0] if isinstance(addr, tuple) and addr else ""
+        if isinstance(exc, HeaderTimeout):
+            if not getattr(client, "pending", 0):
+                return  # an idle keep-alive (or never-used) connection: close without a word
+            fault = request_timeout("headers")
+        elif isinstance(exc, BodyTimeout):
+            fault = request_timeout("body")
+        else:
+            fault = fault_for_parse_error(exc)
+            if fault is None:
+                self.log.exception("error handling a request from %s", address)
+                fault = VapixFault("env:Receiver", "ter:Action", "ter:Failure", "Internal error",
+                                   http_status=500)
+        if fault.http_status != 500:
+            self.log.info("refused a request from %s: %s %s", address, fault.http_status, fault.reason)
+        try:
+            client.sendall(fault_response(fault))
+        except OSError:
+            pass
+
