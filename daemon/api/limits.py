@@ -13,10 +13,12 @@ import os
 import threading
 from collections import Counter
 from dataclasses import dataclass, fields
-
-import falcon
+from typing import TYPE_CHECKING
 
 from daemon.faults import VapixFault
+
+if TYPE_CHECKING:  # not imported at run time: gunicorn's master loads this module via the worker
+    import falcon   # class, and Falcon would add ~17 MiB to the master
 
 
 @dataclass(frozen=True)

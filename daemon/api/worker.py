@@ -205,6 +205,10 @@ class StationWorker(GeventWorker):
         finally:
             if isinstance(sock, DeadlineSocket):
                 sock.deadline = None
+            # Fairness: a keep-alive client whose next request is already buffered would be served
+            # again without this greenlet ever yielding, starving the others (measured: p99 of
+            # 500-700 ms at 32 connections with p50 at 1 ms). Yield once per request.
+            gevent.sleep(0)
 
     def handle_error(self, req, client, addr, exc) -> None:
         address = addr[0] if isinstance(addr, tuple) and addr else ""
