@@ -120,3 +120,77 @@ def test_oversized_and_garbage_frames_are_refused(sock_path):
         assert ControlClient(str(sock_path)).request("echo", {"ok": 1}) == {"ok": 1}
     finally:
         srv.close()
+
+
+# ------------------------------------------------------------------------------ the connection pool
+def test_pool_reuses_connections_and_caps_them(sock_path):
+    release = threading.Event()
+
+    async def park(args):
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return {"parked": True}
+
+    srv = ServerThread(sock_path, {"echo": lambda a: a, "park": park})
+    try:
+        client = ControlClient(str(sock_path), timeout=0.5, max_connections=2)
+        for n in range(5):
+            assert client.request("echo", {"n": n}) == {"n": n}
+        assert client.open_connections == 1  # sequential requests share one connection
+        results = []
+        parked = [threading.Thread(target=lambda: results.append(client.request("park", timeout=5)))
+                  for _ in range(2)]
+        for t in parked:
+            t.start()
+        time.sleep(0.2)
+        assert client.open_connections == 2
+        t0 = time.monotonic()
+        with pytest.raises(VapixFault) as e:  # both connections busy for longer than `timeout`
+            client.request("echo", {})
+        assert e.value.http_status == 503 and "busy" in e.value.reason
+        assert 0.4 < time.monotonic() - t0 < 2.0
+        release.set()
+        for t in parked:
+            t.join(5)
+        assert results == [{"parked": True}] * 2
+        assert client.request("echo", {"after": 1}) == {"after": 1}
+        client.close()
+        assert client.open_connections == 0
+    finally:
+        release.set()
+        srv.close()
+
+
+GEVENT_CLIENT = r"""
+from gevent import monkey; monkey.patch_all()
+import sys, time, gevent
+from daemon.control.client import ControlClient
+client = ControlClient(sys.argv[1], timeout=5)
+t0 = time.monotonic()
+jobs = [gevent.spawn(client.request, "slow", {"i": i}) for i in range(20)]
+gevent.joinall(jobs, timeout=20)
+assert all(j.successful() for j in jobs), [j.exception for j in jobs]
+print(f"{time.monotonic() - t0:.3f} {client.open_connections}")
+"""
+
+
+def test_client_is_cooperative_under_gevent(sock_path):
+    """Under the API worker's monkey-patching, 20 requests that each wait 0.5 s in the supervisor
+    overlap (one greenlet each) instead of queueing: ~0.5 s in all, not 10 s."""
+    import subprocess
+    import sys
+
+    async def slow(args):
+        await asyncio.sleep(0.5)
+        return args
+
+    srv = ServerThread(sock_path, {"slow": slow})
+    try:
+        done = subprocess.run([sys.executable, "-c", GEVENT_CLIENT, str(sock_path)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        took, connections = done.stdout.split()
+        assert float(took) < 3.0, took
+        assert int(connections) == 20
+    finally:
+        srv.close()

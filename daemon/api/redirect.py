@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from urllib.parse import quote
 
 import falcon
 
@@ -23,9 +24,10 @@ class HttpsRedirect:
         if m is None:
             return None
         port = "" if self.https_port == 443 else f":{self.https_port}"
-        target = req.env.get("RAW_URI") or req.path
-        if not target.startswith("/"):
-            target = "/"
+        # The path as WSGI gives it (decoded) quoted back; the query string is raw already.
+        target = quote(req.path, safe="/:@!$&'()*+,;=-._~")
+        if req.query_string:
+            target += "?" + quote(req.query_string, safe="/:@!$&'()*+,;=-._~?%")
         return f"https://{m.group('host')}{port}{target}"
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
