@@ -1,18 +1,20 @@
 """API throughput and latency through the whole stack (gunicorn -> auth -> codec -> control socket ->
 supervisor -> SQLite) next to a bare Falcon endpoint under the same gunicorn settings, same run.
 
-    .venv/bin/python bench/api.py [--duration 10] [--connections 32]
+    .venv/bin/python bench/api.py [--duration 10] [--connections 32] [--profile DIR]
 
 Load comes from wrk (Debian package `wrk`, installed if missing) on loopback, with HTTP Basic auth
 (verification cached after the first scrypt check, so it measures the steady state a VMS polling
-with Basic sees); one Digest round trip per request would measure the client, not the server.
+with Basic sees); one Digest round trip per request would measure the client, not the server. Both stacks run the
+station's gunicorn worker (daemon.api.worker.StationWorker, gevent). Also printed: the station's
+gunicorn master + worker memory (RSS and PSS) after the load. --profile DIR records py-spy
+flame graphs of the API worker and the supervisor during an extra full-stack run (py-spy from PyPI).
 """
 from __future__ import annotations
 
 import argparse
 import base64
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,50 +24,34 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
+from load import children, find_child, pss_mib, rss_mib, wrk  # noqa: E402
 from daemon.cli import gunicorn_command, port_open  # noqa: E402
 from tests.harness import ADMIN, Station, free_port  # noqa: E402
 
 
-def ensure_wrk() -> str:
-    path = shutil.which("wrk")
-    if path:
-        return path
-    subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], check=True, capture_output=True)
-    return shutil.which("wrk")
-
-
-def wrk(url: str, body: str, auth: str | None, duration: int, connections: int, workdir: Path) -> dict:
-    script = workdir / "post.lua"
-    headers = 'wrk.headers["Content-Type"] = "application/json"\n'
-    if auth:
-        headers += f'wrk.headers["Authorization"] = "Basic {auth}"\n'
-    script.write_text(f'wrk.method = "POST"\nwrk.body = [[{body}]]\n{headers}'
-                      'done = function(summary, latency, requests)\n'
-                      '  io.write(string.format("errors %d %d %d %d %d\\n", summary.errors.connect, '
-                      'summary.errors.read, summary.errors.write, summary.errors.status, summary.errors.timeout))\n'
-                      '  for _, p in pairs({50, 90, 99, 99.9}) do\n'
-                      '    io.write(string.format("p%g %d\\n", p, latency:percentile(p)))\n  end\n'
-                      '  io.write(string.format("requests %d\\n", summary.requests))\nend\n')
-    out = subprocess.run([ensure_wrk(), "-t2", f"-c{connections}", f"-d{duration}s", "-s", str(script), url],
-                         capture_output=True, text=True, timeout=duration + 60).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    pct = {m.group(1): int(m.group(2)) / 1000 for m in re.finditer(r"^p([\d.]+) (\d+)$", out, re.M)}
-    errors = [int(x) for x in re.search(r"^errors (.*)$", out, re.M).group(1).split()]
-    return {"rps": rps, "p50": pct["50"], "p90": pct["90"], "p99": pct["99"], "errors": sum(errors)}
+def py_spy(pid: int, seconds: int, out: Path) -> subprocess.Popen:
+    binary = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+    if binary is None:
+        raise SystemExit("--profile needs py-spy: .venv/bin/pip install py-spy")
+    return subprocess.Popen([binary, "record", "--pid", str(pid), "--duration",
+                             str(seconds), "--rate", "250", "--format", "speedscope", "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--profile", type=Path, help="write py-spy profiles (speedscope JSON) here")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="ds-bench-"))
     auth = base64.b64encode(f"{ADMIN[0]}:{ADMIN[1]}".encode()).decode()
     station = Station(work / "state").start()
     bare_port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO / "bench")}
-    bare = subprocess.Popen(gunicorn_command(f"127.0.0.1:{bare_port}", 1, 8)[:-1] + ["bare_app:app"],
+    bare = subprocess.Popen(gunicorn_command([f"127.0.0.1:{bare_port}"], 1, app="bare_app:app"),
                             env=env, cwd=REPO / "bench")
     try:
         station.ok("SetSIPAccounts", {"SIPAccount": [{"UserId": f"user{i}", "Password": "secret-pass",
@@ -79,6 +65,19 @@ def main() -> int:
             full = wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)
             base = wrk(f"http://127.0.0.1:{bare_port}/vapix/call", body, None, args.duration, args.connections, work)
             rows.append((command, full, base))
+        master = find_child(station.proc.pid, "gunicorn")
+        memory = [(label, rss_mib(pid), pss_mib(pid)) for label, pid in
+                  [("master", master)] + [("worker", w) for w in children(master)]] if master else []
+        if args.profile:
+            args.profile.mkdir(parents=True, exist_ok=True)
+            supervisor = find_child(station.proc.pid, "daemon.supervisor")
+            body = '{"axcall:GetSIPAccounts":{}}'
+            spies = [py_spy(pid, args.duration, args.profile / f"{name}.speedscope.json")
+                     for name, pid in (("api-worker", children(master)[0]), ("supervisor", supervisor))]
+            wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)
+            for spy in spies:
+                spy.wait(args.duration + 30)
+            print(f"profiles in {args.profile} (open in https://www.speedscope.app or py-spy's viewer)")
         print(f"{'command':<16} {'stack':>6} {'req/s':>8} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} {'errors':>6}")
         for command, full, base in rows:
             for label, r in (("full", full), ("bare", base)):
@@ -86,8 +85,13 @@ def main() -> int:
                       f"{r['p99']:>7.2f} {r['errors']:>6}")
             print(f"{command:<16} ratio full/bare throughput {full['rps'] / base['rps']:.2f}, "
                   f"p50 latency {full['p50'] / max(base['p50'], 1e-3):.1f}x")
-        print(f"({args.connections} connections, {args.duration} s each, gunicorn 1 worker x 8 gthreads, "
-              f"{os.cpu_count()} CPUs shared by load generator and server)")
+        for label, rss, pss in memory:
+            print(f"station gunicorn {label:<6} RSS {rss:5.1f} MiB  PSS {pss:5.1f} MiB")
+        if memory:
+            print(f"station gunicorn total  RSS {sum(m[1] for m in memory):5.1f} MiB  "
+                  f"PSS {sum(m[2] for m in memory):5.1f} MiB")
+        print(f"({args.connections} connections, {args.duration} s each, gunicorn 1 gevent worker "
+              f"(daemon.api.worker.StationWorker), {os.cpu_count()} CPUs shared by load generator and server)")
         return 0
     finally:
         bare.terminate()

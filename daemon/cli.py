@@ -63,6 +63,8 @@ def gunicorn_command(binds: list[str], workers: int = 1,
         command += ["--bind", bind]
     return command + ["--workers", str(workers), "--worker-class", WORKER_CLASS,
                       "--keep-alive", "5", "--graceful-timeout", "5", "--timeout", "60",
+                      # No peer is a trusted proxy: X-Forwarded-* headers change nothing.
+                      "--forwarded-allow-ips", "",
                       "--log-level", "warning", app]
 
 

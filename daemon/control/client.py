@@ -128,16 +128,23 @@ class ControlClient:
             self._cond.notify()
 
     @staticmethod
-    def _recv_exact(sock: socket.socket, n: int) -> bytes:
-        chunks, left = [], n
-        while left:
-            chunk = sock.recv(min(left, 65536))
+    def _read_frame(sock: socket.socket) -> dict:
+        """One reply frame. Replies are small: the first recv() usually brings the whole frame
+        (one system call instead of two for header and body)."""
+        data = b""
+        while len(data) < protocol.HEADER.size:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("connection closed by the supervisor")
+            data += chunk
+        length = protocol.frame_length(data[:protocol.HEADER.size])
+        chunks, have = [data[protocol.HEADER.size:]], len(data) - protocol.HEADER.size
+        while have < length:
+            chunk = sock.recv(min(length - have, 1 << 20))
             if not chunk:
                 raise ConnectionError("connection closed by the supervisor")
             chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-
-    def _read_frame(self, sock: socket.socket) -> dict:
-        length = protocol.frame_length(self._recv_exact(sock, protocol.HEADER.size))
-        return protocol.decode(self._recv_exact(sock, length))
+            have += len(chunk)
+        if have > length:  # one request at a time: nothing may follow the reply
+            raise protocol.ProtocolError("the supervisor sent more than one reply")
+        return protocol.decode(b"".join(chunks))
