@@ -9,7 +9,8 @@ what a hostile LAN needs, all answered with VAPIX fault JSON instead of gunicorn
   one process (one set of Digest nonce counts) serves HTTP and HTTPS; the WSGI environ says which
   (wsgi.url_scheme), from the socket, never from a client's X-Forwarded-Proto.
 
-Run: gunicorn --worker-class daemon.api.worker.StationWorker ... (daemon/cli.py builds the command).
+Run: gunicorn --worker-class daemon.api.lazy_worker.LazyStationWorker ... (daemon/cli.py builds the
+command; the lazy class keeps gevent out of gunicorn's master and becomes this one in the worker).
 Limits come from the environment (daemon.api.limits.Limits.from_env).
 """
 from __future__ import annotations
@@ -175,6 +176,17 @@ def parse_ports(text: str) -> frozenset[int]:
 class StationWorker(GeventWorker):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self._setup()
+
+    @classmethod
+    def adopt(cls, worker) -> None:
+        """Turn a daemon.api.lazy_worker.LazyStationWorker (built by gunicorn's master, which then
+        never imports gevent) into this class, in the forked worker process."""
+        worker.__class__ = cls
+        worker.worker_connections = worker.cfg.worker_connections  # AsyncWorker.__init__'s part
+        worker._setup()
+
+    def _setup(self) -> None:
         self.limits = Limits.from_env()
         self.connections = ConnectionCounter(self.limits.max_connections, self.limits.max_per_address)
         self.tls_ports = parse_ports(os.environ.get(TLS_PORTS_ENV, ""))
