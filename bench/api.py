@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from load import children, find_child, pss_mib, rss_mib, wrk  # noqa: E402
+from load import children, cpu_seconds, find_child, pss_mib, rss_mib, wrk  # noqa: E402
 from daemon.cli import gunicorn_command, port_open  # noqa: E402
 from tests.harness import ADMIN, Station, free_port  # noqa: E402
 
@@ -60,20 +60,25 @@ def main() -> int:
         while not port_open("127.0.0.1", bare_port) and time.monotonic() < deadline:
             time.sleep(0.1)
         rows = []
+        master = find_child(station.proc.pid, "gunicorn")
+        api_worker = children(master)[0]
+        supervisor = find_child(station.proc.pid, "daemon.supervisor")
         for command in ("GetSIPAccounts", "GetAudioCodecs"):
             body = f'{{"axcall:{command}":{{}}}}'
+            before = cpu_seconds(api_worker), cpu_seconds(supervisor)
             full = wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)
+            requests = full["rps"] * args.duration
+            full["cpu_api"] = (cpu_seconds(api_worker) - before[0]) / requests * 1000
+            full["cpu_sup"] = (cpu_seconds(supervisor) - before[1]) / requests * 1000
             base = wrk(f"http://127.0.0.1:{bare_port}/vapix/call", body, None, args.duration, args.connections, work)
             rows.append((command, full, base))
-        master = find_child(station.proc.pid, "gunicorn")
         memory = [(label, rss_mib(pid), pss_mib(pid)) for label, pid in
                   [("master", master)] + [("worker", w) for w in children(master)]] if master else []
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            supervisor = find_child(station.proc.pid, "daemon.supervisor")
             body = '{"axcall:GetSIPAccounts":{}}'
             spies = [py_spy(pid, args.duration, args.profile / f"{name}.speedscope.json")
-                     for name, pid in (("api-worker", children(master)[0]), ("supervisor", supervisor))]
+                     for name, pid in (("api-worker", api_worker), ("supervisor", supervisor))]
             wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)
             for spy in spies:
                 spy.wait(args.duration + 30)
@@ -84,7 +89,8 @@ def main() -> int:
                 print(f"{command:<16} {label:>6} {r['rps']:>8.0f} {r['p50']:>7.2f} {r['p90']:>7.2f} "
                       f"{r['p99']:>7.2f} {r['errors']:>6}")
             print(f"{command:<16} ratio full/bare throughput {full['rps'] / base['rps']:.2f}, "
-                  f"p50 latency {full['p50'] / max(base['p50'], 1e-3):.1f}x")
+                  f"p50 latency {full['p50'] / max(base['p50'], 1e-3):.1f}x; CPU per request: "
+                  f"API worker {full['cpu_api']:.2f} ms, supervisor {full['cpu_sup']:.2f} ms")
         for label, rss, pss in memory:
             print(f"station gunicorn {label:<6} RSS {rss:5.1f} MiB  PSS {pss:5.1f} MiB")
         if memory:

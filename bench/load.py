@@ -2,6 +2,7 @@
 gunicorn master with its workers, long-polls held open on raw sockets, and probe latencies."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import socket
@@ -60,6 +61,15 @@ def pss_mib(pid: int) -> float:
     except OSError:
         pass
     return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return 0.0
 
 
 def children(pid: int) -> list[int]:
