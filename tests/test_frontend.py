@@ -277,3 +277,46 @@ def test_longpolls_per_user_are_capped(tight):
     finally:
         for s in held:
             s.close()
+
+
+def test_basic_password_checks_do_not_stall_other_connections(station):
+    """A Basic check runs scrypt (~140 ms here); on the gevent worker it runs on a thread pool, so
+    wrong Basic passwords from strangers do not hold up anyone else's request."""
+    stop = threading.Event()
+    guesses = [0]
+
+    def guess(source: str) -> None:
+        wrong = basic((ADMIN[0], "not-the-password"))
+        for _ in range(8):  # below the failed-login slow-down (10 per address)
+            if stop.is_set():
+                return
+            with contextlib.suppress(OSError):
+                status, _, _ = raw(station.http_port, b"GET /api/events HTTP/1.1\r\nHost: s\r\n"
+                                   + wrong.encode() + b"\r\n", source=source)
+                assert status == 401
+                guesses[0] += 1
+
+    attackers = [threading.Thread(target=guess, args=(f"127.0.0.{60 + i}",), daemon=True) for i in range(4)]
+    for t in attackers:
+        t.start()
+    try:
+        time.sleep(0.3)
+        session = station.session(VIEWER)
+        assert session.get(f"{station.url}/api/door/bindings", timeout=10).status_code == 200
+        took = []
+        end = time.monotonic() + 10
+        while guesses[0] < 12 and time.monotonic() < end:  # while the guesses go on
+            t0 = time.monotonic()
+            r = session.get(f"{station.url}/api/door/bindings", timeout=10)
+            took.append(time.monotonic() - t0)
+            assert r.status_code == 200
+            time.sleep(0.02)
+        worst = max(took)
+        print(f"Digest requests during {guesses[0]} wrong Basic passwords: "
+              f"{' '.join(f'{t * 1000:.0f}' for t in took)} ms")
+        assert guesses[0] >= 12, "the guesses did not run alongside"
+        assert worst < 0.12, f"a request waited {worst * 1000:.0f} ms behind scrypt"
+    finally:
+        stop.set()
+        for t in attackers:
+            t.join(30)

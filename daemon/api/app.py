@@ -71,6 +71,23 @@ def env_flag(name: str, default: bool) -> bool:
     raise RuntimeError(f"{name}={raw!r}: expected 1 or 0")
 
 
+KDF_THREADS = 2  # concurrent scrypt checks (16 MiB each); more wait their turn cooperatively
+
+
+def kdf_runner():
+    """Under the gevent worker: run password hashing on a small thread pool, off the one thread
+    that serves every connection. None elsewhere (threads already isolate it)."""
+    try:
+        from gevent import monkey
+        from gevent.threadpool import ThreadPool
+    except ImportError:
+        return None
+    if not monkey.is_module_patched("socket"):
+        return None
+    pool = ThreadPool(KDF_THREADS)
+    return lambda fn, *args: pool.apply(fn, args)
+
+
 def get_app() -> falcon.App:
     """The production app, configured from the environment (gunicorn's entry point)."""
     from daemon.fileperms import private_umask
@@ -90,8 +107,11 @@ def get_app() -> falcon.App:
     from daemon.control.client import ControlClient
     limits = Limits.from_env()
     control = ControlClient(socket_path, timeout=timeout)
-    # Passed only when switched off: the default keeps make_authenticator's signature minimal.
+    # Passed only when not the default: make_authenticator's minimal signature keeps working.
     policy = {} if env_flag("DOORSTATION_BASIC_OVER_HTTP", True) else {"basic_over_http": False}
+    runner = kdf_runner()
+    if runner is not None:
+        policy["run_blocking"] = runner
     authenticator = make_authenticator(state_dir, **policy)
     redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
     return create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,

@@ -342,7 +342,8 @@ class Authenticator:
                  clock: Callable[[], float] = time.time, realm: str = REALM, *,
                  nonce_lifetime: float = NONCE_LIFETIME, user_cache_ttl: float = USER_CACHE_TTL,
                  basic_cache_ttl: float = BASIC_CACHE_TTL, limiter: FailureLimiter | None = None,
-                 nonce_counts: NonceCounts | None = None, basic_over_http: bool = True):
+                 nonce_counts: NonceCounts | None = None, basic_over_http: bool = True,
+                 run_blocking: Callable | None = None):
         if len(secret) < 16:
             raise ValueError("secret too short")
         self._lookup_uncached = user_lookup
@@ -357,6 +358,9 @@ class Authenticator:
         self._limiter = limiter or FailureLimiter()
         self._nonce_counts = nonce_counts or NonceCounts()
         self.basic_over_http = basic_over_http  # False: Basic only on HTTPS (req.scheme)
+        # scrypt (~140 ms, 16 MiB) runs through this: under the gevent worker a thread pool, so
+        # one Basic check does not stop every other connection (hashlib releases the GIL).
+        self._run_blocking = run_blocking or (lambda fn, *args: fn(*args))
         # Unknown Basic users are checked against this so they cost what a known user costs.
         self._dummy = UserRecord("", "viewer", realm, "", "", scrypt_hash(secrets.token_urlsafe()), 0.0)
 
@@ -517,13 +521,13 @@ class Authenticator:
         with self._lock:
             cached_hash = self._basic_ok.get(key, now)
         if record is None:
-            verify_password(self._dummy, password)  # same cost as a known user
+            self._run_blocking(verify_password, self._dummy, password)  # same cost as a known user
             return _FAILED
         # The cache remembers which stored hash the password matched: a changed password or a
         # removed user (seen within USER_CACHE_TTL) invalidates it.
         if cached_hash is not None and hmac.compare_digest(cached_hash, record.pw_hash):
             return AuthUser(record.name, record.role)
-        if not verify_password(record, password):
+        if not self._run_blocking(verify_password, record, password):
             return _FAILED
         with self._lock:
             self._basic_ok.put(key, record.pw_hash, now)
@@ -621,6 +625,6 @@ def load_or_create_secret(state_dir: str | os.PathLike) -> bytes:
 
 
 def make_authenticator(state_dir: str | os.PathLike, clock: Callable[[], float] = time.time,
-                       basic_over_http: bool = True) -> Authenticator:
+                       basic_over_http: bool = True, run_blocking: Callable | None = None) -> Authenticator:
     return Authenticator(StoreUserLookup(state_dir), load_or_create_secret(state_dir), clock=clock,
-                         basic_over_http=basic_over_http)
+                         basic_over_http=basic_over_http, run_blocking=run_blocking)
