@@ -10,7 +10,7 @@ import falcon.testing
 import pytest
 from gunicorn.http import errors as http_errors
 
-from daemon.api.limits import ConnectionCounter, Limits, LongPollGate
+from daemon.api.limits import ConnectionCounter, Limits, LongPollGate, peer_key
 from daemon.api.redirect import HttpsRedirect
 from daemon.api.worker import fault_for_parse_error, fault_response, parse_ports
 from daemon.faults import VapixFault
@@ -39,6 +39,21 @@ def test_connection_counter_caps_per_address_then_in_total():
     for addr in ("a", "b", "c"):
         c.release(addr)
     assert c.total == 0 and c.of("a") == 0
+
+
+def test_ipv6_peers_count_per_64():
+    assert peer_key("192.0.2.7") == "192.0.2.7"
+    assert peer_key("2001:db8:1:2:aaaa::1") == peer_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert peer_key("2001:db8:1:3::1") != peer_key("2001:db8:1:2::1")
+    assert peer_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert peer_key("fe80::1%eth0") == "fe80::/64"
+    assert peer_key("") == ""
+    c = ConnectionCounter(max_total=10, max_per_address=2)
+    assert c.admit("2001:db8::1") is None and c.admit("2001:db8::2") is None
+    assert c.admit("2001:db8::3").http_status == 429  # same /64
+    assert c.admit("2001:db8:0:1::1") is None
+    c.release("2001:db8::1")
+    assert c.of("2001:db8::77") == 1
 
 
 class User:

@@ -9,6 +9,7 @@ Every refusal is a VAPIX fault with a clear HTTP status: 429 (this address or us
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 import threading
 from collections import Counter
@@ -80,9 +81,24 @@ def too_many_longpolls(user: str, cap: int) -> VapixFault:
                       f"User {user[:64]} already has {cap} event long-polls open", http_status=429)
 
 
+def peer_key(addr: str) -> str:
+    """What the per-address cap counts: an IPv4 address, or the /64 of an IPv6 one (a single host
+    commonly holds many addresses of its /64, and picks new ones at will). IPv4-mapped IPv6
+    addresses count as their IPv4 address."""
+    try:
+        ip = ipaddress.ip_address(addr.split("%", 1)[0])
+    except ValueError:
+        return addr
+    if ip.version == 6:
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
+    return str(ip)
+
+
 class ConnectionCounter:
-    """Open connections per address and in total. admit() -> None (admitted; call release(addr)
-    later) or the fault to answer with."""
+    """Open connections per peer (peer_key of the address) and in total. admit() -> None
+    (admitted; call release(addr) later) or the fault to answer with."""
 
     def __init__(self, max_total: int, max_per_address: int):
         self.max_total, self.max_per_address = max_total, max_per_address
@@ -91,6 +107,7 @@ class ConnectionCounter:
         self._lock = threading.Lock()
 
     def admit(self, addr: str) -> VapixFault | None:
+        addr = peer_key(addr)
         with self._lock:
             if self._by_addr[addr] >= self.max_per_address:
                 return too_many_connections(addr)
@@ -101,6 +118,7 @@ class ConnectionCounter:
             return None
 
     def release(self, addr: str) -> None:
+        addr = peer_key(addr)
         with self._lock:
             self._total -= 1
             left = self._by_addr[addr] - 1
@@ -114,7 +132,7 @@ class ConnectionCounter:
         return self._total
 
     def of(self, addr: str) -> int:
-        return self._by_addr.get(addr, 0)
+        return self._by_addr.get(peer_key(addr), 0)
 
 
 class LongPollGate:
