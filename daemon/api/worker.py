@@ -32,6 +32,7 @@ from daemon.faults import VapixFault
 TLS_PORTS_ENV = "DOORSTATION_TLS_PORTS"
 TLS_CERT_ENV = "DOORSTATION_TLS_CERT"
 TLS_KEY_ENV = "DOORSTATION_TLS_KEY"
+REFUSE_LINGER = 0.2  # s: how long a refused connection may keep sending before we close it
 
 
 class HeaderTimeout(gevent.Timeout):
@@ -220,9 +221,15 @@ class StationWorker(GeventWorker):
             self.connections.release(address)
 
     def _refuse(self, client, fault: VapixFault) -> None:
+        """Answer before reading, then close gently: closing with the client's request still
+        unread would send a reset, and the client could lose the answer."""
         try:
-            client.settimeout(1.0)
+            client.settimeout(REFUSE_LINGER)
             client.sendall(fault_response(fault))
+            client.shutdown(socket.SHUT_WR)
+            for _ in range(4):  # at most 4 reads of what it sent, within REFUSE_LINGER each
+                if not client.recv(4096):
+                    break
         except OSError:
             pass
         finally:
@@ -276,6 +283,13 @@ class StationWorker(GeventWorker):
             self.log.info("refused a request from %s: %s %s", address, fault.http_status, fault.reason)
         try:
             client.sendall(fault_response(fault))
-        except OSError:
+            # The rest of a bad request is likely unread: drain a little so that closing does
+            # not reset the connection under the answer (gunicorn closes it after this).
+            client.shutdown(socket.SHUT_WR)
+            client.settimeout(REFUSE_LINGER)
+            for _ in range(4):
+                if not client.recv(4096):
+                    break
+        except (OSError, BodyTimeout):
             pass
 
