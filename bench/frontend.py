@@ -75,6 +75,10 @@ def measure(name: str, extra: list[str], app: str, args, work: Path) -> dict:
             proc.wait(5)
 
 
+def fmt(value: float | None) -> str:
+    return f"{value:7.1f}" if value is not None else "      -"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--duration", type=int, default=8)
@@ -91,7 +95,6 @@ def main() -> int:
     for name, r in rows.items():
         load, during = r["load"], r["during"]
         ratio = f"{load['rps'] / base['load']['rps']:.2f}" if base else "-"
-        fmt = (lambda v: f"{v:7.1f}" if v is not None else "      -")
         print(f"{name:<15} {load['rps']:>7.0f} {ratio:>5} {load['p50']:>7.2f} {load['p99']:>7.2f} "
               f"{load['errors']:>4} {r['idle']:>8.1f} {r['master']:>5.1f} + {r['workers']:>5.1f} {r['pss']:>5.1f} "
               f"{r['rss_polls']:>9.1f} | {'':>21}{fmt(during['p50'])} {fmt(during['max'])} "

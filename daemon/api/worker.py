@@ -137,11 +137,8 @@ def fault_for_parse_error(exc: BaseException) -> VapixFault | None:
     """The fault for an error gunicorn raised while reading a request; None if it is not the
     client's doing (then it is a bug: 500)."""
     if isinstance(exc, http_errors.ParseException) or isinstance(exc, ssl.SSLError):
-        for kind, status, subcode in _CLIENT_ERRORS:
-            if isinstance(exc, kind):
-                break
-        else:
-            status, subcode = 400, "ter:MalformedRequest"
+        status, subcode = next(((status, subcode) for kind, status, subcode in _CLIENT_ERRORS
+                                if isinstance(exc, kind)), (400, "ter:MalformedRequest"))
         reason = f"Bad request: {type(exc).__name__}: {str(exc)[:120]}"
         return VapixFault("env:Sender", "ter:InvalidArgs", subcode, reason, http_status=status)
     return None
