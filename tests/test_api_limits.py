@@ -90,6 +90,11 @@ def test_longpoll_gate_counts_per_user_and_releases():
     seen.clear()
     client.simulate_get("/api/events", headers={"X-User": "v"})  # no wait: not counted
     assert seen == [0]
+    # the cap over all users answers 503
+    gate.cap, gate.total_cap = 5, 2
+    seen.clear()
+    client.simulate_get("/api/events", params={"wait": "5", "nested": "1"}, headers={"X-User": "v"})
+    assert seen == [1, 2, 503]
 
 
 def test_gunicorn_parse_errors_map_to_faults():

@@ -116,7 +116,8 @@ def get_app() -> falcon.App:
     redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
     return create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
                       extra_routes={"/api/events": LongPollGate(EventsResource(control),
-                                                                limits.max_longpolls_per_user),
+                                                                limits.max_longpolls_per_user,
+                                                                limits.max_longpolls),
                                     "/api/door/open": DoorOpenResource(control),
                                     "/api/door/bindings": DoorBindingsResource(control),
                                     **axis_routes(control, state_dir)})

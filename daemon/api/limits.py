@@ -30,6 +30,8 @@ class Limits:
     max_connections: int = 512          # open client connections, all addresses together
     max_per_address: int = 64           # open client connections from one address
     max_longpolls_per_user: int = 8     # concurrent GET /api/events?wait=... of one user
+    max_longpolls: int = 128            # ... of all users; below the control pool's 256
+                                        # connections, so short requests always find one
 
     ENV_PREFIX = "DOORSTATION_"
 
@@ -66,9 +68,9 @@ def too_many_connections(addr: str) -> VapixFault:
                       f"Too many open connections from {addr[:64]}", http_status=429)
 
 
-def station_busy() -> VapixFault:
+def station_busy(what: str = "connections") -> VapixFault:
     return VapixFault("env:Receiver", "ter:Action", "ter:ServiceUnavailable",
-                      "The door station has too many open connections", http_status=503)
+                      f"The door station has too many open {what}", http_status=503)
 
 
 def request_timeout(what: str) -> VapixFault:
@@ -136,13 +138,17 @@ class ConnectionCounter:
 
 
 class LongPollGate:
-    """Wraps the events resource: at most `cap` concurrent long-polls (wait > 0) per user; the next
-    one answers 429 at once. Requests without wait are short and not counted."""
+    """Wraps the events resource: at most `cap` concurrent long-polls (wait > 0) per user (the next
+    one answers 429 at once) and `total_cap` of all users (503). A long-poll holds a control-socket
+    connection for its whole wait; the total cap keeps some for everything else. Requests without
+    wait are short and not counted."""
 
-    def __init__(self, resource, cap: int):
+    def __init__(self, resource, cap: int, total_cap: int = Limits.max_longpolls):
         self.resource = resource
         self.cap = cap
+        self.total_cap = total_cap
         self._open: Counter[str] = Counter()
+        self._total = 0
         self._lock = threading.Lock()
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -153,8 +159,11 @@ class LongPollGate:
         with self._lock:
             if self._open[user] >= self.cap:
                 fault = too_many_longpolls(user, self.cap)
+            elif self._total >= self.total_cap:
+                fault = station_busy("event long-polls")
             else:
                 self._open[user] += 1
+                self._total += 1
                 fault = None
         if fault is not None:
             raise fault
@@ -162,6 +171,7 @@ class LongPollGate:
             self.resource.on_get(req, resp)
         finally:
             with self._lock:
+                self._total -= 1
                 self._open[user] -= 1
                 if self._open[user] <= 0:
                     del self._open[user]
