@@ -4,6 +4,7 @@ HTTPS, --no-basic-over-http refuses Basic on plain HTTP only, --http-redirect se
 and a replaced certificate is served after a restart."""
 from __future__ import annotations
 
+import os
 import ssl
 import subprocess
 
@@ -95,3 +96,38 @@ def test_http_redirects_to_https_and_a_replaced_certificate_is_served(tmp_path):
         served = ssl.get_server_certificate(("127.0.0.1", int(st2.https_url.rsplit(":", 1)[1])), timeout=10)
         assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert((tls / "station.crt").read_text())
         assert call(st2.https_url, HTTPDigestAuth(*ADMIN), verify=cert(st2)).status_code == 200
+
+
+def test_api_command_as_the_systemd_unit_runs_it(tmp_path):
+    """`doorstation api --http ... --https ... --http-redirect` (doorstation-api.service's
+    ExecStart with DOORSTATION_API_OPTIONS) on its own: the certificate is made if the supervisor
+    has not made one yet, HTTP redirects, HTTPS answers (401 without credentials)."""
+    import signal
+    import sys
+    import time
+
+    from daemon.cli import port_open
+    from tests.harness import REPO
+    http, https = free_port(), free_port()
+    state = tmp_path / "state"
+    proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "api", "--state-dir", str(state),
+                             "--http", f"127.0.0.1:{http}", "--https", f"127.0.0.1:{https}",
+                             "--http-redirect"], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not (port_open("127.0.0.1", http) and port_open("127.0.0.1", https)):
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read().decode()[-2000:]
+            time.sleep(0.1)
+        r = requests.get(f"http://127.0.0.1:{http}/api/events", allow_redirects=False, timeout=10)
+        assert r.status_code == 308 and r.headers["Location"] == f"https://127.0.0.1:{https}/api/events"
+        r = requests.get(f"https://127.0.0.1:{https}/api/events", verify=str(state / "tls" / "station.crt"),
+                         timeout=10)
+        assert r.status_code == 401 and r.json()["FaultCode"] == "ter:NotAuthorized"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
