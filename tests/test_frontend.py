@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import socket
+import statistics
 import threading
 import time
 
@@ -315,7 +316,10 @@ def test_basic_password_checks_do_not_stall_other_connections(station):
         print(f"Digest requests during {guesses[0]} wrong Basic passwords: "
               f"{' '.join(f'{t * 1000:.0f}' for t in took)} ms")
         assert guesses[0] >= 12, "the guesses did not run alongside"
-        assert worst < 0.12, f"a request waited {worst * 1000:.0f} ms behind scrypt"
+        # On the hub, 4 guessers keep it in scrypt (140 ms each) nearly all the time: every probe
+        # would wait behind one. The median says that robustly on a loaded machine.
+        assert statistics.median(took) < 0.07, f"requests wait behind scrypt: {took}"
+        assert worst < 1.0
     finally:
         stop.set()
         for t in attackers:
