@@ -29,6 +29,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from load import children, cpu_seconds, find_child, pss_mib, rss_mib, wrk  # noqa: E402
+
 from daemon.cli import gunicorn_command, port_open  # noqa: E402
 from tests.harness import ADMIN, Station, free_port  # noqa: E402
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from load import close_all, hold_longpolls, probe, tree_pss_mib, tree_rss_mib, wrk  # noqa: E402
+
 from daemon.cli import WORKER_CLASS, port_open  # noqa: E402
 from tests.harness import free_port  # noqa: E402
 

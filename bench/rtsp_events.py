@@ -14,8 +14,6 @@ subscriber and with them.
 from __future__ import annotations
 
 import argparse
-import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -30,7 +28,7 @@ sys.path.insert(0, str(REPO))
 
 from daemon.control.client import ControlClient  # noqa: E402
 from daemon.supervisor import control_socket_path  # noqa: E402
-from tests.harness import ADMIN, VIEWER, Station, free_port  # noqa: E402
+from tests.harness import VIEWER, Station, free_port  # noqa: E402
 from tests.test_rtsp_events import RawRtsp  # noqa: E402
 
 HARDWARE = """
@@ -144,8 +142,8 @@ def main() -> int:
             sent, busy = drive(control, args.events)
             for t in rtsp + [poll]:
                 t.join(30)
-            rtsp_ms = [(a - s) * 1000 for t in rtsp for a, s in zip(t.arrivals, sent)]
-            poll_ms = [(a - s) * 1000 for a, s in zip(poll.arrivals, sent)]
+            rtsp_ms = [(a - s) * 1000 for t in rtsp for a, s in zip(t.arrivals, sent, strict=False)]
+            poll_ms = [(a - s) * 1000 for a, s in zip(poll.arrivals, sent, strict=False)]
             lost = sum(args.events - len(t.arrivals) for t in rtsp)
             for c in clients:
                 c.close()

@@ -125,14 +125,16 @@ def station_processes(st: Station) -> dict[str, list[int]]:
     groups: dict[str, list[int]] = {"launcher": [st.proc.pid], "supervisor": [], "gunicorn": []}
     for pid in process_tree(st.proc.pid)[1:]:
         cmd = cmdline(pid)
-        groups["supervisor" if "daemon.supervisor" in cmd else "gunicorn" if "gunicorn" in cmd else "launcher"].append(pid)
+        group = "supervisor" if "daemon.supervisor" in cmd else "gunicorn" if "gunicorn" in cmd else "launcher"
+        groups[group].append(pid)
     return groups
 
 
 # ---- figures --------------------------------------------------------------------------------------------
 def spread(xs: list[float]) -> str:
     xs = sorted(xs)
-    p = lambda q: xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]   # nearest rank
+    def p(q: float) -> float:           # nearest rank
+        return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
     return f"min {xs[0]:7.2f}  p50 {p(0.5):7.2f}  p90 {p(0.9):7.2f}  max {xs[-1]:7.2f}  ms (n={len(xs)})"
 
 
@@ -147,7 +149,7 @@ def call_setup(st: Station, sniffer: LoopbackSniffer, callee: Agent, caller: Age
         t_answer = time.time()
         assert r.status_code == 200, r.text
         call_id = r.json()["CallId"]
-        invite = wait_until(lambda: sniffer.first_invite(callee.port, t0), 5.0, "INVITE from the station")
+        invite = wait_until(lambda t0=t0: sniffer.first_invite(callee.port, t0), 5.0, "INVITE from the station")
         station_ms.append((invite - t0) * 1000)
         answer_ms.append((t_answer - t0) * 1000)
         wait_call_state(st, call_id, "Terminated")
@@ -156,14 +158,14 @@ def call_setup(st: Station, sniffer: LoopbackSniffer, callee: Agent, caller: Age
         mark = caller.mark()
         t0 = time.time()
         caller.send(cmd="call", to=to)
-        invite = wait_until(lambda: sniffer.first_invite(callee.port, t0), 5.0, "INVITE from the agent")
+        invite = wait_until(lambda t0=t0: sniffer.first_invite(callee.port, t0), 5.0, "INVITE from the agent")
         agent_ms.append((invite - t0) * 1000)
         caller.wait_event("state", pred=lambda e: e["state"] == "DISCONNECTED", since=mark)
     for _ in range(n):
         mark = bob.mark()
         t0 = time.time()
         bob.command("dial", to)
-        invite = wait_until(lambda: sniffer.first_invite(callee.port, t0), 5.0, "INVITE from baresip")
+        invite = wait_until(lambda t0=t0: sniffer.first_invite(callee.port, t0), 5.0, "INVITE from baresip")
         baresip_ms.append((invite - t0) * 1000)
         bob.wait_event("CALL_CLOSED", since=mark)
     print("\n(1) request to call -> INVITE on the wire (callee: pjsua2 agent answering 486)")
@@ -178,7 +180,8 @@ def call_setup(st: Station, sniffer: LoopbackSniffer, callee: Agent, caller: Age
 def configure_dtmf(st: Station) -> str:
     event_id = st.ok("SetDTMFEvent", {"DTMFEvent": {"Name": "OpenDoorEvent"}})["DTMFEventId"]
     trigger = st.ok("SetDTMFTrigger", {"DTMFTrigger": {"DTMFSequence": "#1234#", "DTMFEventId": event_id}})
-    config = st.ok("SetDTMFConfiguration", {"DTMFConfiguration": {"Name": "Door", "DTMFTriggerId": [trigger["DTMFTriggerId"]]}})
+    config = st.ok("SetDTMFConfiguration",
+                   {"DTMFConfiguration": {"Name": "Door", "DTMFTriggerId": [trigger["DTMFTriggerId"]]}})
     st.ok("SetSIPAccount", {"SIPAccount": {"Id": "peer-to-peer", "DTMFConfigurationId": config["DTMFConfigurationId"]}})
     return event_id
 
@@ -207,7 +210,8 @@ def dtmf_latency(st: Station, sniffer: LoopbackSniffer, sender: Agent, receiver:
         seen = len(dtmf_events(tail))
         t0 = time.time()
         sender.send(cmd="dtmf", digits="#1234#", method="RFC2833")
-        wait_until(lambda: (tail.poll(wait=0.2), len(dtmf_events(tail)) > seen)[1], 10.0, "Call/DTMF", step=0)
+        wait_until(lambda seen=seen: (tail.poll(wait=0.2), len(dtmf_events(tail)) > seen)[1], 10.0, "Call/DTMF",
+                   step=0)
         ev = dtmf_events(tail)[seen]
         d = last_digit(sniffer, t0)
         station_end.append((ev["time"] - d["end"]) * 1000)
@@ -225,7 +229,8 @@ def dtmf_latency(st: Station, sniffer: LoopbackSniffer, sender: Agent, receiver:
         rmark = receiver.mark()
         t0 = time.time()
         sender.send(cmd="dtmf", digits="#1234#", method="RFC2833")
-        got = wait_until(lambda: len(ds := [e for e in receiver.events[rmark:] if e.get("event") == "dtmf"]) >= 6
+        got = wait_until(lambda rmark=rmark: len(ds := [e for e in receiver.events[rmark:]
+                                                        if e.get("event") == "dtmf"]) >= 6
                          and ds, 10.0, "six digits at the receiving agent")
         d = last_digit(sniffer, t0)
         base_end.append((got[5]["t"] - d["end"]) * 1000)
@@ -273,9 +278,9 @@ def memory(st: Station, bob: Baresip, idle_agent: Agent, cycles: int, idle_rss: 
     for i in range(cycles):
         r = session.post(f"{st.url}/vapix/call", json={"axcall:Call": {"To": bob.aor}}, timeout=10)
         cid = r.json()["CallId"]
-        wait_until(lambda: call_status(st, cid)["CallState"] == "Active", 10.0, "Active", step=0.02)
+        wait_until(lambda cid=cid: call_status(st, cid)["CallState"] == "Active", 10.0, "Active", step=0.02)
         session.post(f"{st.url}/vapix/call", json={"axcall:TerminateCall": {"CallId": cid}}, timeout=10)
-        wait_until(lambda: call_status(st, cid)["CallState"] == "Terminated", 10.0, "Terminated", step=0.02)
+        wait_until(lambda cid=cid: call_status(st, cid)["CallState"] == "Terminated", 10.0, "Terminated", step=0.02)
         time.sleep(0.13)            # at most 8 new calls per second
         if i == min(9, cycles - 1):         # with fewer than 10 cycles both samples are the last
             samples.append(rss_mib(sup))
@@ -329,7 +334,8 @@ def main() -> int:
         started += [callee, sender, receiver, bob]
         time.sleep(2.0)
         idle_rss = rss_mib(station_processes(st)["supervisor"][0])
-        print(f"doorstation SIP bench, {os.cpu_count()} CPUs, loopback, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        now = time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())
+        print(f"doorstation SIP bench, {os.cpu_count()} CPUs, loopback, {now}")
         idle_cpu(st, {"baresip": bob.proc.pid, "pjsua2 agent (idle)": receiver.proc.pid}, args.idle)
         call_setup(st, sniffer, callee, sender, bob, args.calls)
         dtmf_latency(st, sniffer, sender, receiver, args.dtmf)

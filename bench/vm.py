@@ -43,6 +43,8 @@ sys.path.insert(0, str(REPO))
 
 
 # ---- host side ------------------------------------------------------------------------------------
+ECHO_KEYS = ('freq_hz', 'rms', 'glitches', 'harness_gaps')
+
 def run_on_host(argv: list[str]) -> int:
     out = Path(os.environ.get("DOORSTATION_VMLANE_OUT", REPO / "var" / "vmlane" / "bench-out"))
     out.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,8 @@ def press_to_invite(rig, sniffer, n: int, wait_until) -> list[float]:
         since, mark = len(events.seen), peer.mark()
         t0 = time.time()
         lines.press()
-        at = wait_until(lambda: sniffer.first_invite(peer.sip_port, t0), 60, "the INVITE on the wire", step=0.005)
+        at = wait_until(lambda t0=t0: sniffer.first_invite(peer.sip_port, t0), 60, "the INVITE on the wire",
+                        step=0.005)
         lines.release()
         peer.wait_event("CALL_INCOMING", timeout=60, since=mark)
         # Give the station time to see baresip's 180 before cancelling: a hang-up right after the
@@ -155,11 +158,11 @@ def dtmf_to_relay(rig, sniffer, n: int, wait_until, last_digit) -> tuple[list[fl
             since = len(rig.events.seen)
             t0 = time.time()
             assert rig.peer.command("sndcode", "#1234#")["ok"]
-            unlocked = wait_until(lambda: watcher.first(True, t0), 60, "DOOR_LOCK unlocked", step=0.005)
+            unlocked = wait_until(lambda t0=t0: watcher.first(True, t0), 60, "DOOR_LOCK unlocked", step=0.005)
             digit = last_digit(sniffer, t0)
             from_end.append((unlocked - digit["end"]) * 1000)
             from_start.append((unlocked - digit["start"]) * 1000)
-            wait_until(lambda: watcher.first(False, unlocked), 60, "DOOR_LOCK re-locked", step=0.005)
+            wait_until(lambda unlocked=unlocked: watcher.first(False, unlocked), 60, "DOOR_LOCK re-locked", step=0.005)
             rig.events.wait_for(lambda e: e["topic"] == "doorstation:Relay" and e["data"].get("Cause") == "PulseEnded",
                                 60, "the relay's PulseEnded", since=since)
             time.sleep(0.3)
@@ -255,8 +258,10 @@ def callback_cost(seconds: float = 5.0) -> dict:
 
 def spread_us(xs: list[float]) -> str:
     xs = sorted(xs)
-    p = lambda q: xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]   # nearest rank
-    return f"min {xs[0]:8.1f}  p50 {p(0.5):8.1f}  p90 {p(0.9):8.1f}  p99 {p(0.99):8.1f}  max {xs[-1]:8.1f}  µs (n={len(xs)})"
+    def p(q: float) -> float:           # nearest rank
+        return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
+    return (f"min {xs[0]:8.1f}  p50 {p(0.5):8.1f}  p90 {p(0.9):8.1f}  p99 {p(0.99):8.1f}  max {xs[-1]:8.1f}  "
+            f"µs (n={len(xs)})")
 
 
 def run_inside(args) -> int:
@@ -296,7 +301,8 @@ def run_inside(args) -> int:
             say(f"    {name:<11} {100 * cpu['idle_cpu_per_s'][name]:9.1f} {statistics.mean(per):11.2f} "
                 f"{100 * statistics.mean(per) / wall:13.1f}")
         say(f"    (mean call wall time {statistics.mean(c['wall_s'] for c in cpu['calls']):.1f} s; "
-            f"echo per call: {[c['echo'] and (c['echo']['freq_hz'], c['echo']['rms'], c['echo']['glitches'], c['echo']['harness_gaps']) for c in cpu['calls']]}"
+            "echo per call: "
+            f"{[c['echo'] and tuple(c['echo'][k] for k in ECHO_KEYS) for c in cpu['calls']]}"
             " = (Hz, RMS, glitch periods, xruns of the bench's own feed/recorder))")
     finally:
         rig.stop()

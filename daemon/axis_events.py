@@ -133,7 +133,8 @@ class AxisEventModel:
         """One event of the log ({"topic", "source", "data", "time"}) -> the notifications it
         causes (none when it changes no property and is not an Axis event)."""
         topic, data = event.get("topic"), event.get("data")
-        source = event.get("source") if isinstance(event.get("source"), dict) else {}
+        raw_source = event.get("source")
+        source: dict = raw_source if isinstance(raw_source, dict) else {}
         if not isinstance(data, dict):
             return []
         utc = float(event.get("time") or time.time())
@@ -214,7 +215,7 @@ class TopicFilter:
         for pattern, deep in self._patterns:
             if len(steps) < len(pattern) or (not deep and len(steps) != len(pattern)):
                 continue
-            if all(p == "*" or p == s for p, s in zip(pattern, steps)):
+            if all(p == "*" or p == s for p, s in zip(pattern, steps, strict=False)):
                 return True
         return False
 

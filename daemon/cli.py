@@ -93,6 +93,7 @@ def api_certificate(state: Path) -> tuple[str, str]:
     supervisor at its first start, or here if the API starts first). Replace both files with your
     own and restart to serve that instead (README "HTTPS")."""
     import logging
+
     from daemon.tls import station_tls_files
     files = station_tls_files(state, logging.getLogger("doorstation"))
     if not files.get("tls_cert_file"):
@@ -259,7 +260,8 @@ def cmd_rtsp(args) -> int:
     """Run only the RTSP event stream in the foreground (the systemd unit uses this)."""
     from daemon.rtsp.__main__ import main as rtsp_main
     host, port = args.listen
-    return rtsp_main(["--state-dir", str(state_dir_of(args)), "--listen", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"])
+    listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return rtsp_main(["--state-dir", str(state_dir_of(args)), "--listen", listen])
 
 
 def cmd_supervisor(args) -> int:

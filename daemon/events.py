@@ -104,7 +104,7 @@ class EventLog:
             cur = tx.execute("INSERT INTO events (time, topic, source, data) VALUES (?, ?, ?, ?)",
                              (time.time() if at is None else at, topic,
                               json.dumps(source, sort_keys=True), json.dumps(data, sort_keys=True)))
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     @staticmethod
     def append_events(store: Store, events: list[Event], at: float | None = None) -> list[int]:
@@ -116,7 +116,7 @@ class EventLog:
                 cur = tx.execute("INSERT INTO events (time, topic, source, data) VALUES (?, ?, ?, ?)",
                                  (now, ev.topic, json.dumps(ev.source, sort_keys=True),
                                   json.dumps(ev.data, sort_keys=True)))
-                seqs.append(int(cur.lastrowid))
+                seqs.append(int(cur.lastrowid or 0))
         return seqs
 
     @staticmethod

@@ -20,7 +20,8 @@ sound device, which pjsua opens on any connection in the bridge and closes after
 attached to the port is such a connection; ring-back without a call connects the null device's
 capture side to the port for as long as it plays. While the clock runs, the bridge calls every
 port's put_frame on every 20 ms tick, connected or not (measured: 25 calls in 0.5 s), so the port's
-callback also returns at once while nothing transmits to the port and the bridge is not `active`. Ring-back is switched from the
+callback also returns at once while nothing transmits to the port and the bridge is not `active`.
+Ring-back is switched from the
 supervisor's loop (`start()`/`stop()`); the connection is made on the SIP engine's thread through
 `run_on_engine` (pjsua2 is only touched there).
 """
@@ -377,14 +378,14 @@ def _vector_bytes_fast(vec: Any) -> bytes:
     """std::vector<unsigned char> contents without SWIG's per-element copy: libstdc++ lays a
     vector out as (begin, end, end_of_storage) pointers; read [begin, end) in one memcpy."""
     begin, end, _ = (ctypes.c_void_p * 3).from_address(int(vec.this))
-    if not begin or end <= begin:
+    if not begin or not end or end <= begin:
         return b""
     return ctypes.string_at(begin, end - begin)
 
 
 def _vector_fill_fast(vec: Any, data: bytes) -> bool:
     begin, end, _ = (ctypes.c_void_p * 3).from_address(int(vec.this))
-    if not begin or (end - begin) != len(data):
+    if not begin or not end or (end - begin) != len(data):
         return False
     ctypes.memmove(begin, data, len(data))
     return True

@@ -113,7 +113,7 @@ class Led:
         self._scheduler = scheduler
         self.role = role
         self._timer: TimerHandle | None = None
-        self.mode = "off"
+        self.mode: str | tuple[str, int, int] = "off"    # off, on, or ("blink", on_ms, off_ms)
         self._set(False)
 
     def _set(self, lit: bool) -> None:

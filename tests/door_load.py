@@ -39,7 +39,8 @@ def _newest(client: ControlClient) -> int:
 
 def open_door_and_measure(st: Station, pulse_ms: int, timeout: float = 30.0,
                           during: Callable[[], object] | None = None) -> dict:
-    """Open the door, run `during()` (if given), wait for the re-lock event; returns {"unlocked_ms", "late_ms", "event_delay_ms"}:
+    """Open the door, run `during()` (if given), wait for the re-lock event; returns
+    {"unlocked_ms", "late_ms", "event_delay_ms"}:
     how long the line was unlocked, by how much it exceeded the pulse, and how long after the re-lock
     the loop logged it."""
     client = control(st)

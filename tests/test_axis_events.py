@@ -8,9 +8,20 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from daemon.axis_events import (CHANGED, INITIALIZED, TOPIC_CALL_DTMF, TOPIC_CALL_STATE, TOPIC_CALL_STATE_CHANGE,
-                                TOPIC_IO_PORT, TOPIC_RELAY, AxisEventModel, Notification, TopicFilter,
-                                metadata_xml, ws_notify)
+from daemon.axis_events import (
+    CHANGED,
+    INITIALIZED,
+    TOPIC_CALL_DTMF,
+    TOPIC_CALL_STATE,
+    TOPIC_CALL_STATE_CHANGE,
+    TOPIC_IO_PORT,
+    TOPIC_RELAY,
+    AxisEventModel,
+    Notification,
+    TopicFilter,
+    metadata_xml,
+    ws_notify,
+)
 from tests.harness import REPO
 
 STATUS = {"CallState": "Idle", "Hardware": {"Relay": "Locked", "ButtonPressed": False}}

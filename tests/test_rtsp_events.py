@@ -294,7 +294,8 @@ def test_rtsp_crash_leaves_the_door_alone_and_is_restarted(station):
     deadline = time.monotonic() + 20       # listening again, and streaming the door's state
     while time.monotonic() < deadline:
         try:
-            client = RawRtsp(station.rtsp_port, VIEWER).play("video=0&audio=0&event=on&eventtopic=tns1:Device/Trigger//.")
+            client = RawRtsp(station.rtsp_port, VIEWER).play(
+                "video=0&audio=0&event=on&eventtopic=tns1:Device/Trigger//.")
             break
         except (OSError, AssertionError):
             time.sleep(0.3)

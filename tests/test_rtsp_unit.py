@@ -33,7 +33,8 @@ def test_parse_needs_the_whole_head_then_consumes_exactly_one_request():
 
 
 def test_get_parameter_keep_alive_parses():
-    request, _ = parse_request(b"GET_PARAMETER rtsp://h/axis-media/media.amp/ RTSP/1.0\r\nCSeq: 9\r\nSession: AB\r\n\r\n")
+    request, _ = parse_request(
+        b"GET_PARAMETER rtsp://h/axis-media/media.amp/ RTSP/1.0\r\nCSeq: 9\r\nSession: AB\r\n\r\n")
     assert (request.method, request.headers["session"]) == ("GET_PARAMETER", "AB")
 
 
@@ -151,7 +152,8 @@ def test_slow_subscriber_is_dropped_and_the_others_keep_their_events():
         assert hub.subscribe(fast) and hub.subscribe(slow)
         slow.task.cancel()          # never drains its queue
         for i in range(10):
-            hub.publish([{"topic": "doorstation:Relay", "time": i, "data": {"State": "Unlocked" if i % 2 == 0 else "Locked"}}])
+            state = "Unlocked" if i % 2 == 0 else "Locked"
+            hub.publish([{"topic": "doorstation:Relay", "time": i, "data": {"State": state}}])
         await asyncio.sleep(0.05)
         return hub, sent_fast, dropped, slow
     hub, sent_fast, dropped, slow = asyncio.run(run())
@@ -183,7 +185,8 @@ def test_a_new_snapshot_sends_changed_for_what_changed_meanwhile():
         got = []
         sub = Subscriber(TopicFilter("tns1:Device//."), got.append, lambda r: None)
         hub.subscribe(sub)
-        hub.reset(AxisEventModel.from_snapshot({**STATUS, "Hardware": {"Relay": "Unlocked", "ButtonPressed": False}}, None))
+        snapshot = {**STATUS, "Hardware": {"Relay": "Unlocked", "ButtonPressed": False}}
+        hub.reset(AxisEventModel.from_snapshot(snapshot, None))
         await asyncio.sleep(0.05)
         hub.unsubscribe(sub)
         return [(n.topic, dict(n.data), n.operation) for n in got]

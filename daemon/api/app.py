@@ -53,7 +53,7 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     return app
 
 
-def with_head(resource: object) -> object:
+def with_head(resource: Any) -> Any:
     """HEAD answers like GET without the body (Falcon drops the body of a HEAD response itself)."""
     if hasattr(resource, "on_get") and not hasattr(resource, "on_head"):
         resource.on_head = resource.on_get
@@ -108,7 +108,7 @@ def get_app() -> falcon.App:
     limits = Limits.from_env()
     control = ControlClient(socket_path, timeout=timeout)
     # Passed only when not the default: make_authenticator's minimal signature keeps working.
-    policy = {} if env_flag("DOORSTATION_BASIC_OVER_HTTP", True) else {"basic_over_http": False}
+    policy: dict[str, Any] = {} if env_flag("DOORSTATION_BASIC_OVER_HTTP", True) else {"basic_over_http": False}
     runner = kdf_runner()
     if runner is not None:
         policy["run_blocking"] = runner

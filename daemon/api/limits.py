@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from daemon.faults import VapixFault
 
 if TYPE_CHECKING:  # not imported at run time: gunicorn's master loads this module via the worker
-    import falcon   # class, and Falcon would add ~17 MiB to the master
+    import falcon  # class, and Falcon would add ~17 MiB to the master
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,8 @@ class Limits:
             if value <= 0:
                 raise ValueError(f"{cls.ENV_PREFIX}{f.name.upper()} must be positive")
             values[f.name] = value
-        return cls(**values)
+        # each value has its own field's type (float or int), converted above
+        return cls(**values)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
         return {self.ENV_PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}

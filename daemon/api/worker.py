@@ -55,6 +55,7 @@ class DeadlineSocket:
         self._head = b""
         self.deadline: float | None = None
         self.pending = 0
+        self.tls = False                # served on an HTTPS listener (set by the worker)
         sock.settimeout(send_timeout)
 
     def flush(self) -> None:
@@ -190,7 +191,7 @@ class StationWorker(GeventWorker):
         self.tls_ports = parse_ports(os.environ.get(TLS_PORTS_ENV, ""))
         self.tls: ssl.SSLContext | None = None
         # gevent's pool must not be what refuses: our counter answers first, with a fault.
-        self.worker_connections = max(self.worker_connections, self.limits.max_connections + 64)
+        self.worker_connections: int = max(int(self.worker_connections), self.limits.max_connections + 64)
 
     def patch(self) -> None:
         super().patch()
@@ -271,11 +272,13 @@ class StationWorker(GeventWorker):
         elif isinstance(exc, BodyTimeout):
             fault = request_timeout("body")
         else:
-            fault = fault_for_parse_error(exc)
-            if fault is None:
+            parsed = fault_for_parse_error(exc)
+            if parsed is None:
                 self.log.exception("error handling a request from %s", address)
                 fault = VapixFault("env:Receiver", "ter:Action", "ter:Failure", "Internal error",
                                    http_status=500)
+            else:
+                fault = parsed
         if fault.http_status != 500:
             self.log.info("refused a request from %s: %s %s", address, fault.http_status, fault.reason)
         try:

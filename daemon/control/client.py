@@ -41,6 +41,7 @@ class ControlClient:
         """Send one request and return the reply's data; raise VapixFault or ControlError."""
         message = {"id": next(self._ids), "command": command, "args": args or {}}
         frame = protocol.encode(message)
+        sock: socket.socket | None
         sock, reused = self._acquire()
         healthy = False
         try:

@@ -45,7 +45,8 @@ class DigestVerifier:
         self._clock = clock
 
     def challenge(self, nonce: ConnectionNonce, stale: bool = False) -> str:
-        return f'Digest realm="{self.realm}", nonce="{nonce.value}", algorithm=MD5, stale={"TRUE" if stale else "FALSE"}'
+        return (f'Digest realm="{self.realm}", nonce="{nonce.value}", algorithm=MD5, '
+                f'stale={"TRUE" if stale else "FALSE"}')
 
     @staticmethod
     def claimed_name(header: str | None) -> str:

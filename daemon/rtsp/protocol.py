@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import struct
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from urllib.parse import parse_qsl, urlsplit
@@ -95,7 +96,7 @@ def parse_request(buffer: bytes) -> tuple[Request | None, int]:
     return Request(parts[0], parts[1], headers, bytes(buffer[end + 4:total])), total
 
 
-def format_response(status: int, cseq: str, headers: list[tuple[str, str]] = (), body: bytes = b"",
+def format_response(status: int, cseq: str, headers: Sequence[tuple[str, str]] = (), body: bytes = b"",
                     now: float | None = None) -> bytes:
     """One response as one byte string: the server writes it with one write (axis v60 parses one
     response per TCP read)."""

@@ -16,14 +16,24 @@ import logging
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from daemon.api.auth import FailureLimiter, UserStoreUnavailable
 from daemon.axis_events import Notification, TopicFilter, metadata_xml
 from daemon.rtsp.auth import ConnectionNonce, DigestVerifier, RtspUser
 from daemon.rtsp.hub import EventHub, Subscriber
-from daemon.rtsp.protocol import (METHODS, RTP_CLOCK, RTP_PAYLOAD_TYPE, Request, RtpSequence, RtspError,
-                                  format_response, parse_request, parse_transport)
+from daemon.rtsp.protocol import (
+    METHODS,
+    RTP_CLOCK,
+    RTP_PAYLOAD_TYPE,
+    Request,
+    RtpSequence,
+    RtspError,
+    format_response,
+    parse_request,
+    parse_transport,
+)
 
 MEDIA_PATH = "/axis-media/media.amp"
 TRACK = "trackID=1"
@@ -71,7 +81,8 @@ class RtspServer:
         self._server = await loop.create_server(lambda: RtspConnection(self), host, port, reuse_address=True)
         bind_v6 = ":" in host
         sender = RtpSender()
-        await loop.create_datagram_endpoint(lambda: sender, local_addr=(host if host else ("::" if bind_v6 else "0.0.0.0"), 0))
+        local = host if host else ("::" if bind_v6 else "0.0.0.0")
+        await loop.create_datagram_endpoint(lambda: sender, local_addr=(local, 0))
         self._senders["v6" if bind_v6 else "v4"] = sender
 
     @property
@@ -95,7 +106,7 @@ class RtspConnection(asyncio.Protocol):
     def __init__(self, server: RtspServer):
         self.server = server
         self.log = server.log
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport       # set by connection_made, which asyncio calls first
         self.peer = ""
         self.buffer = bytearray()
         self.nonce = ConnectionNonce()
@@ -181,7 +192,8 @@ class RtspConnection(asyncio.Protocol):
             if self.transport.get_write_buffer_size() > MAX_UNSENT:
                 self.close("the client does not read its responses")
 
-    def _reply(self, request: Request, status: int, headers: list[tuple[str, str]] = (), body: bytes = b"") -> None:
+    def _reply(self, request: Request, status: int, headers: Sequence[tuple[str, str]] = (),
+               body: bytes = b"") -> None:
         self._write(format_response(status, request.cseq, [("Server", SERVER), *headers], body))
 
     # -- requests ----------------------------------------------------------------------------
@@ -241,7 +253,8 @@ class RtspConnection(asyncio.Protocol):
             self.server.limiter.failure(self.peer, name, now)
         if outcome == "stale":
             self.nonce = ConnectionNonce()
-        self._reply(request, 401, [("WWW-Authenticate", self.server.verifier.challenge(self.nonce, outcome == "stale"))])
+        challenge = self.server.verifier.challenge(self.nonce, outcome == "stale")
+        self._reply(request, 401, [("WWW-Authenticate", challenge)])
         if self.failures >= MAX_AUTH_FAILURES:
             self.close("wrong credentials")
         return False
@@ -302,6 +315,7 @@ class RtspConnection(asyncio.Protocol):
             raise RtspError(503, "too many event streams, or the supervisor is not reachable yet")
         self.subscriber = sub
         self._touch()
+        assert self.rtp is not None and self.user is not None      # SETUP made them (_require_session)
         parts = urlsplit(request.url)
         control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
         self._reply(request, 200, [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}"),
@@ -328,7 +342,8 @@ class RtspConnection(asyncio.Protocol):
         if len(payload) > MAX_DATAGRAM:
             self.log.warning("event %s too large for one datagram (%d bytes); not sent", n.topic, len(payload))
             return
-        if sender.transport.get_write_buffer_size() > MAX_UDP_BACKLOG:
+        # asyncio's UDP transports have get_write_buffer_size(); typeshed's DatagramTransport omits it
+        if sender.transport.get_write_buffer_size() > MAX_UDP_BACKLOG:  # type: ignore[attr-defined]
             if self.subscriber is not None:
                 self.subscriber.drop("the network does not take the stream's packets")
             return

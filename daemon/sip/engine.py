@@ -32,14 +32,28 @@ import pjsua2 as pj
 from daemon.dtmf_matcher import DtmfMatcher
 from daemon.sip import callbacks as cb
 from daemon.sip import families
-from daemon.sip.calls import (ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord,
-                              end_reason, new_call_id)
+from daemon.sip.accounts import (
+    AccountSlot,
+    account_status,
+    bound_transport,
+    build_account_config,
+    registrar_unreachable,
+)
+from daemon.sip.calls import ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord, end_reason, new_call_id
 from daemon.sip.config import AccountConfig, EngineConfig
-from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
-                              DtmfMatched, EngineError, EngineEvent, EngineNotRunning, EngineSuperseded,
-                              EngineTimeout)
-from daemon.sip.accounts import (AccountSlot, account_status, bound_transport, build_account_config,
-                                 registrar_unreachable)
+from daemon.sip.types import (
+    AccountStatusChanged,
+    CallFinished,
+    CallNotFound,
+    CallTransition,
+    DtmfBlocked,
+    DtmfMatched,
+    EngineError,
+    EngineEvent,
+    EngineNotRunning,
+    EngineSuperseded,
+    EngineTimeout,
+)
 from daemon.sip.uris import access_allows, parse_uri, with_transport
 from daemon.sip.waker import Waker, wake_address
 
@@ -301,9 +315,9 @@ class SipEngine:
         timeout_ms = 0 if (self._commands.qsize() or self._inbox.qsize()) else self._poll_timeout_ms()
         try:
             if self._waker.has_target:
-                self._ep.libHandleEvents(timeout_ms)     # a wake-up datagram ends the wait
+                self._lib.libHandleEvents(timeout_ms)     # a wake-up datagram ends the wait
             else:
-                self._ep.libHandleEvents(0)
+                self._lib.libHandleEvents(0)
                 self._waker.wait(timeout_ms / 1000)
         except Exception:
             self._log.exception("libHandleEvents failed")
@@ -417,7 +431,7 @@ class SipEngine:
         gc.collect()
         if self._ep is not None:
             try:
-                self._ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)
+                self._ep.libDestroy(pj.PJSUA_DESTROY_NO_RX_MSG)  # checked not None above
             except Exception:
                 self._log.exception("libDestroy failed")
         self._ep = None
@@ -443,12 +457,19 @@ class SipEngine:
         deadline = time.monotonic() + seconds
         while not done() and time.monotonic() < deadline:
             self._heartbeat = time.monotonic()
-            self._ep.libHandleEvents(self._poll_ms)
+            self._lib.libHandleEvents(self._poll_ms)
             self._waker.rearm()
             self._drain_inbox()
         return done()
 
     # ---- messages from callbacks -----------------------------------------------------------------
+    @property
+    def _lib(self) -> "pj.Endpoint":
+        """The endpoint, on the engine thread between its creation and its destruction."""
+        if self._ep is None:
+            raise EngineNotRunning("the pjsua2 endpoint does not exist")
+        return self._ep
+
     def _sink(self, msg: object) -> None:
         if threading.get_ident() == self._owner_ident:
             self._handle(msg)
@@ -523,7 +544,7 @@ class SipEngine:
         still = []
         for name, tc in rb.missing:
             try:
-                self._transports[name] = self._ep.transportCreate(_TP_TYPES[name], tc)
+                self._transports[name] = self._lib.transportCreate(_TP_TYPES[name], tc)
             except pj.Error as e:
                 still.append((name, tc))
                 rb.last_error = f"cannot open SIP {name} transport on port {tc.port}: {e.reason}"
@@ -619,7 +640,7 @@ class SipEngine:
         self._stun_checking = cfg.stun_servers
         self._stun_retry_at = None
         try:
-            self._ep.natCheckStunServers(sv, False, None)
+            self._lib.natCheckStunServers(sv, False, None)
         except pj.Error as e:
             self._log.warning("STUN server check could not start: %s", e.reason)
             self._stun_checking = None
@@ -640,7 +661,7 @@ class SipEngine:
         sv = pj.StringVector()
         for server in servers:
             sv.append(server)
-        self._ep.natUpdateStunServers(sv, False)
+        self._lib.natUpdateStunServers(sv, False)
         self._stun_usable = servers
         self._nat_resync = True              # accounts modified (calls kept) from the loop
 
@@ -649,7 +670,7 @@ class SipEngine:
         target = None
         if tid is not None:
             try:
-                target = wake_address(self._ep.transportGetInfo(tid).localAddress)
+                target = wake_address(self._lib.transportGetInfo(tid).localAddress)
             except pj.Error:
                 target = None
         self._waker.set_target(target)
@@ -660,7 +681,7 @@ class SipEngine:
         self._waker.set_target(None)
         for name, tid in list(self._transports.items()):
             try:
-                self._ep.transportClose(tid)
+                self._lib.transportClose(tid)
             except pj.Error as e:
                 self._log.warning("closing transport %s: %s", name, e.reason)
         self._transports.clear()
@@ -695,7 +716,7 @@ class SipEngine:
                 tc.tlsConfig.CaListFile = cfg.tls_ca_file
                 tc.tlsConfig.verifyServer = verify
             try:
-                self._transports[name] = self._ep.transportCreate(_TP_TYPES[name], tc)
+                self._transports[name] = self._lib.transportCreate(_TP_TYPES[name], tc)
             except pj.Error as e:
                 self._log.info("SIP %s port %d not free yet (%s): retrying", name, port, e.reason)
                 missing.append((name, tc))
@@ -711,7 +732,7 @@ class SipEngine:
         tid = self._transports.get(transport, self._transports.get(family_udp))
         if tid is None:
             return ""
-        return families.host_port(self._ep.transportGetInfo(tid).localName)
+        return families.host_port(self._lib.transportGetInfo(tid).localName)
 
     def _account_transport(self, acc: AccountConfig) -> str:
         """The transport name of an account's own family (`udp6` for a UDP account using IPv6)."""
@@ -780,14 +801,14 @@ class SipEngine:
     def _set_default_account(self, cfg: EngineConfig) -> None:
         default = cfg.default_account()
         slot = self._accounts.get(default.id) if default else None
-        if slot and slot.pj_account is not None:
+        if default and slot and slot.pj_account is not None:
             try:
                 slot.pj_account.setDefault()
             except pj.Error as e:
                 self._log.warning("setDefault %s: %s", default.id, e.reason)
 
     def _apply_codecs(self, priorities: tuple[tuple[str, int | None], ...]) -> None:
-        infos = list(self._ep.codecEnum2())
+        infos = list(self._lib.codecEnum2())
         if self._default_codec_priorities is None:
             # The stack's default order (its enumeration order; several codecs tie at 128, and
             # re-setting equal priorities does not keep their order): strictly decreasing values.
@@ -795,22 +816,22 @@ class SipEngine:
                 ci.codecId: (200 - i if ci.priority > 0 else 0) for i, ci in enumerate(infos)}
         if not priorities:     # back to the stack's defaults
             for codec_id, prio in self._default_codec_priorities.items():
-                self._ep.codecSetPriority(codec_id, prio)
+                self._lib.codecSetPriority(codec_id, prio)
         else:
             for ci in infos:
-                self._ep.codecSetPriority(ci.codecId, 0)
+                self._lib.codecSetPriority(ci.codecId, 0)
             prio = 254
             for name, rate in priorities:
                 for ci in infos:
                     c_name, c_rate = ci.codecId.split("/")[:2]
                     if c_name.lower() == name.lower() and (rate is None or int(c_rate) == rate):
-                        self._ep.codecSetPriority(ci.codecId, max(prio, 1))
+                        self._lib.codecSetPriority(ci.codecId, max(prio, 1))
                 prio -= 1
         self._accounts_codecs_applied = True
 
     def _supported_codecs(self) -> list[dict]:
         out, seen = [], set()
-        for ci in self._ep.codecEnum2():
+        for ci in self._lib.codecEnum2():
             name, rate = ci.codecId.split("/")[:2]
             if (name, rate) not in seen:
                 seen.add((name, rate))
@@ -885,7 +906,7 @@ class SipEngine:
         if len(self._call_starts) >= CALL_RATE_PER_SECOND:
             raise EngineError(f"too many new calls: at most {CALL_RATE_PER_SECOND} per second")
         to = (to or "").strip()
-        if not to.lower().startswith(("sip:", "sips:")) or self._ep.utilVerifySipUri(to) != 0:
+        if not to.lower().startswith(("sip:", "sips:")) or self._lib.utilVerifySipUri(to) != 0:
             raise EngineError(f"not a SIP URI: {to[:100]}")
         uri = parse_uri(to)
         if uri is not None:
@@ -1105,7 +1126,7 @@ class SipEngine:
                 # No audio bridge: connect the call to the null sound device both ways, so the
                 # conference bridge clocks the stream (without it, RFC 2833 digits we send were seen
                 # to lose their last digit on every second call).
-                adm = self._ep.audDevManager()
+                adm = self._lib.audDevManager()
                 msg.audio_media.startTransmit(adm.getPlaybackDevMedia())
                 adm.getCaptureDevMedia().startTransmit(msg.audio_media)
         except Exception:
@@ -1189,7 +1210,7 @@ class SipEngine:
                 self._hangup_pj(call_id, 0)
         for call_id, matcher in list(self._matchers.items()):
             result = matcher.tick(now)
-            rec = self._calls.get(call_id)
-            if rec is not None and (result.wrong_added or result.locked_now):
-                acc = self._config.account(rec.account_id)
-                self._dtmf_result(rec, acc.dtmf if acc else None, result, matcher)
+            live = self._calls.get(call_id)
+            if live is not None and (result.wrong_added or result.locked_now):
+                acc = self._config.account(live.account_id)
+                self._dtmf_result(live, acc.dtmf if acc else None, result, matcher)

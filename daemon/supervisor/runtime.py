@@ -15,13 +15,21 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from daemon.events import CallEventSequencer, Event, dtmf_event
-from daemon.intercom import TOPIC_INPUT
 from daemon.faults import action_failed, invalid_arg, not_found
+from daemon.intercom import TOPIC_INPUT
 from daemon.sip import calls as callmodel
 from daemon.sip.calls import VMS_CALL
 from daemon.sip.recorder import load_call_history, save_finished_call
-from daemon.sip.types import (AccountStatusChanged, CallFinished, CallNotFound, CallTransition, DtmfBlocked,
-                              DtmfMatched, EngineError, EngineSuperseded)
+from daemon.sip.types import (
+    AccountStatusChanged,
+    CallFinished,
+    CallNotFound,
+    CallTransition,
+    DtmfBlocked,
+    DtmfMatched,
+    EngineError,
+    EngineSuperseded,
+)
 from daemon.store import Store
 from daemon.supervisor.eventsink import EventSink
 
@@ -97,6 +105,8 @@ class StationRuntime:
         self.engine.stop()
 
     def _on_hardware_readable(self) -> None:
+        if self.hardware is None or self.intercom is None:
+            return
         try:
             for edge in self.hardware.read_edges():
                 # every edge is logged (Axis IO/Port events follow the line: press and release)

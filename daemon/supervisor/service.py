@@ -15,11 +15,11 @@ import signal
 import sys
 from pathlib import Path
 
+from daemon import sdnotify
 from daemon.commands import Context, invoke, lookup, role_allows
 from daemon.control.server import ControlServer
 from daemon.faults import VapixFault, action_failed, not_authorized
 from daemon.store import StoreError
-from daemon import sdnotify
 from daemon.supervisor import control_socket_path
 from daemon.supervisor.wiring import Station, StationConfigError, open_station
 
@@ -53,12 +53,21 @@ class Supervisor:
             "press": lambda args: self.runtime.press(),
             "door.bindings": lambda args: self.runtime.relay_bindings(),
             "door.bindings.set": lambda args: self.runtime.set_relay_bindings(args.get("DTMFEventIds")),
-            "user.add": lambda args: (users.add_user(self.store, args["name"], args["role"], args["password"],
-                                                     replace=bool(args.get("replace"))), {})[1],
-            "user.remove": lambda args: (users.remove_user(self.store, args["name"]), {})[1],
+            "user.add": self.user_add,
+            "user.remove": self.user_remove,
             "user.list": lambda args: users.list_users(self.store),
             **device.control_handlers(self.runtime, self.store),
         }
+
+    def user_add(self, args: dict) -> dict:
+        from daemon import users
+        users.add_user(self.store, args["name"], args["role"], args["password"], replace=bool(args.get("replace")))
+        return {}
+
+    def user_remove(self, args: dict) -> dict:
+        from daemon import users
+        users.remove_user(self.store, args["name"])
+        return {}
 
     async def vapix(self, args: dict) -> dict:
         """Run one axcall command. The API checked the role already; checking again keeps the
