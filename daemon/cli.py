@@ -18,6 +18,7 @@ from daemon.fileperms import private_umask, secure_state_dir
 
 DEFAULT_STATE_DIR = "/var/lib/doorstation"
 DEFAULT_HTTP = "127.0.0.1:8080"
+START_WAIT_S = 120          # for the supervisor, the API and the RTSP process to come up
 
 
 def state_dir_of(args) -> Path:
@@ -175,13 +176,15 @@ def cmd_run(args) -> int:
     api = None
     rtsp = RtspProcess(args.rtsp, state, env) if args.rtsp else None
     try:
-        if not wait_until(lambda: supervisor_running(state), 30, [supervisor]):
+        # Generous: a first start makes its TLS key, and slow boards (or the VM lane's emulated
+        # CPU on a busy host) take a while; a supervisor that exits ends the wait at once.
+        if not wait_until(lambda: supervisor_running(state), START_WAIT_S, [supervisor]):
             print("doorstation: the supervisor did not start (see its messages above)", file=sys.stderr)
             return 1
         api = subprocess.Popen(gunicorn_command(binds, args.workers),
                                env={**env, **api_environment(args, state)})
         listeners = [args.http] + ([args.https] if args.https else [])
-        if not wait_until(lambda: all(port_open(h, p) for h, p in listeners), 30, [supervisor, api]):
+        if not wait_until(lambda: all(port_open(h, p) for h, p in listeners), START_WAIT_S, [supervisor, api]):
             print(f"doorstation: the API did not start on {', '.join(binds)}", file=sys.stderr)
             return 1
         if rtsp is not None and not rtsp.start():
@@ -233,7 +236,7 @@ class RtspProcess:
 
     def start(self) -> bool:
         self.proc = subprocess.Popen(self.cmd, env=self.env)
-        if not wait_until(lambda: port_open(self.host, self.port), 30, [self.proc]):
+        if not wait_until(lambda: port_open(self.host, self.port), START_WAIT_S, [self.proc]):
             print(f"doorstation: the RTSP server did not start on {self.host}:{self.port}", file=sys.stderr)
             return False
         return True
