@@ -55,7 +55,7 @@ class Station:
         picked for tests to configure through the API, and the stored default (5060) is kept.
         `netns`: run inside that network namespace (`ip netns exec`), serving HTTP on `http_host`,
         an address of the namespace the tests reach; SIP then listens on all its interfaces.
-        `run_args`: more `doorstation run` options (e.g. --https HOST:PORT)."""
+        `extra_args`: more `doorstation run` options (e.g. --https HOST:PORT)."""
         self.state_dir = Path(state_dir)
         self.http_port = http_port or free_port()
         self.pass_sip_port = sip_port is not None

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 def https_station(state_dir, *more: str, **kw) -> Station:
     port = free_port()
-    st = Station(state_dir, run_args=["--https", f"127.0.0.1:{port}", *more], **kw)
+    st = Station(state_dir, extra_args=["--https", f"127.0.0.1:{port}", *more], **kw)
     st.https_url = f"https://127.0.0.1:{port}"
     return st
 
