@@ -54,7 +54,23 @@ def enable_sip(st: Station, allow_incoming: bool = True, sip_port: int | None = 
     st.ok("SetSIPConfiguration", {"SIPConfiguration": {
         "SIPEnabled": True, "SIPPort": port, "SIPTLSPort": tls_port, "AllowIncomingCalls": allow_incoming,
         "RTPStartPort": rtp_base(), "CallingTimeout": 15}})
+    wait_applied(st)
     return port
+
+
+def wait_applied(st: Station, timeout: float = 15.0) -> dict:
+    """A configuration write is answered at once and applied in the background: wait until the
+    station says it is in force (a raw peer's first packet would otherwise find no listener)."""
+    from daemon.control.client import ControlClient
+    client = ControlClient(str(st.state_dir / "run" / "control.sock"), timeout=10)
+    try:
+        applied = wait_until(lambda: (s := client.request("status")["SIPConfiguration"])["State"]
+                             in ("Applied", "Failed") and s, timeout, "the SIP configuration to be applied",
+                             step=0.02)
+    finally:
+        client.close()
+    assert applied["State"] == "Applied", applied
+    return applied
 
 
 def open_door_dtmf(st: Station, account_id: str = "peer-to-peer", sip_info: bool = False) -> tuple[str, str]:
