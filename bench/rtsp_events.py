@@ -28,21 +28,10 @@ sys.path.insert(0, str(REPO))
 
 from daemon.control.client import ControlClient  # noqa: E402
 from daemon.supervisor import control_socket_path  # noqa: E402
-from tests.harness import VIEWER, Station, free_port  # noqa: E402
+from tests.harness import VIEWER, Station, axis_hardware_toml, free_port  # noqa: E402
 from tests.test_rtsp_events import RawRtsp  # noqa: E402
 
-HARDWARE = """
-[gpio]
-simulated = true
-[gpio.call_button]
-line = "CALL_BUTTON"
-[gpio.call_led]
-line = "CALL_LED"
-[gpio.door_relay]
-line = "DOOR_LOCK"
-[gpio.outputs.light]
-line = "LIGHT"
-"""
+HARDWARE = axis_hardware_toml(3000, door_contact=False)
 LIGHT_PORT = 2          # call button 0, door relay 1, then the extra output
 
 

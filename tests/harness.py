@@ -153,3 +153,12 @@ class Station:
             return s.get(f"{self.url}/vapix/call?{query}", timeout=30)
         return s.post(f"{self.url}/vapix/call", data=query,
                       headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+
+
+def axis_hardware_toml(pulse_ms: int = 2000, door_contact: bool = True) -> str:
+    """Simulated GPIO with the ports the Axis tests and benches use: call button (port 0), door
+    relay (1), the extra input door_contact (2) and the extra output light (last)."""
+    contact = '[gpio.inputs.door_contact]\nline = "DOOR_CONTACT"\n' if door_contact else ""
+    return ('[gpio]\nsimulated = true\n[gpio.call_button]\nline = "CALL_BUTTON"\n[gpio.call_led]\n'
+            f'line = "CALL_LED"\n[gpio.door_relay]\nline = "DOOR_LOCK"\npulse_ms = {pulse_ms}\n{contact}'
+            '[gpio.outputs.light]\nline = "LIGHT"\n')

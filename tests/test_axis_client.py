@@ -12,27 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ADMIN, OPERATOR, REPO, VIEWER, Station, doorstation
+from tests.harness import ADMIN, OPERATOR, REPO, VIEWER, Station, axis_hardware_toml, doorstation
 
 pytestmark = pytest.mark.integration
 
 AXIS_PYTHON = REPO / ".venv-axis" / "bin" / "python"
 PULSE_MS = 2000
-HARDWARE = f"""
-[gpio]
-simulated = true
-[gpio.call_button]
-line = "CALL_BUTTON"
-[gpio.call_led]
-line = "CALL_LED"
-[gpio.door_relay]
-line = "DOOR_LOCK"
-pulse_ms = {PULSE_MS}
-[gpio.inputs.door_contact]
-line = "DOOR_CONTACT"
-[gpio.outputs.light]
-line = "LIGHT"
-"""
+HARDWARE = axis_hardware_toml(PULSE_MS)
 
 
 def axis(station: Station, user: tuple[str, str], *action: str) -> dict:

@@ -16,27 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import ADMIN, OPERATOR, REPO, VIEWER, Station, doorstation, free_port
+from tests.harness import ADMIN, OPERATOR, REPO, VIEWER, Station, axis_hardware_toml, doorstation, free_port
 
 pytestmark = pytest.mark.integration
 
 AXIS_PYTHON = REPO / ".venv-axis" / "bin" / "python"
 PULSE_MS = 1500
-HARDWARE = f"""
-[gpio]
-simulated = true
-[gpio.call_button]
-line = "CALL_BUTTON"
-[gpio.call_led]
-line = "CALL_LED"
-[gpio.door_relay]
-line = "DOOR_LOCK"
-pulse_ms = {PULSE_MS}
-[gpio.inputs.door_contact]
-line = "DOOR_CONTACT"
-[gpio.outputs.light]
-line = "LIGHT"
-"""
+HARDWARE = axis_hardware_toml(PULSE_MS)
 INITIAL = [["tns1:Device/tnsaxis:IO/Port", "0", "0", "Initialized"],
            ["tns1:Device/Trigger/Relay", "1", "inactive", "Initialized"],
            ["tns1:Device/tnsaxis:IO/Port", "2", "0", "Initialized"],
@@ -269,16 +255,21 @@ def test_hostile_requests(station):
         big.close()
 
 
-def rtsp_pids(state_dir: Path) -> list[int]:
+def pids_of(module: bytes, state_dir: Path) -> list[int]:
+    """Processes running `python -m <module>` for this station's state directory."""
     pids = []
     for entry in Path("/proc").iterdir():
         try:
             cmd = (entry / "cmdline").read_bytes().split(b"\0")
         except (OSError, ValueError):
             continue
-        if b"daemon.rtsp" in cmd and str(state_dir).encode() in cmd:
+        if module in cmd and str(state_dir).encode() in cmd:
             pids.append(int(entry.name))
     return pids
+
+
+def rtsp_pids(state_dir: Path) -> list[int]:
+    return pids_of(b"daemon.rtsp", state_dir)
 
 
 def test_rtsp_crash_leaves_the_door_alone_and_is_restarted(station):
@@ -328,15 +319,7 @@ def test_a_client_that_does_not_read_is_cut_off(station):
 
 
 def supervisor_pids(state_dir: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cmd = (entry / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
-            continue
-        if b"daemon.supervisor" in cmd and str(state_dir).encode() in cmd:
-            pids.append(int(entry.name))
-    return pids
+    return pids_of(b"daemon.supervisor", state_dir)
 
 
 def test_a_stream_outlives_a_supervisor_restart(station):
