@@ -183,7 +183,7 @@ def control_handlers(runtime, store=None) -> dict[str, Callable[[dict], Any]]:
         return {"device.ports": no_hardware, "device.output.set": no_hardware,
                 "device.port.names.set": no_hardware}
     from hw.timers import AsyncioScheduler
-    ports = DevicePorts(hardware.config.gpio, hardware.lines, AsyncioScheduler(runtime.loop),
+    ports = DevicePorts(hardware.gpio_config, hardware.lines, AsyncioScheduler(runtime.loop),
                         runtime.emit_hardware_event, store)
     return {"device.ports": lambda args: ports.read(), "device.output.set": ports.set_output,
             "device.port.names.set": ports.set_names}

@@ -1,73 +1,43 @@
-"""Hardware configuration: `<state dir>/hardware.toml` (every key is described in docs/hardware.md).
+"""Station configuration from `<state dir>/hardware.toml` (every key is described in docs/hardware.md).
 
-No file, or a file without a [gpio] section, means simulated GPIO; no [audio] section means
-simulated audio. So a development machine needs no configuration at all, and a Pi needs only the
-sections for the hardware it has. Every error names the offending key (HwConfigError.key), and
-unknown keys are errors too, so a typo never silently falls back to a default.
+The hardware sections ([gpio], [audio]) are parsed by hw/config.py, next to the devices; this
+module adds the call flow's: [button] (what a press calls and does during a call) and [relay]
+(DTMF events that open the door). No file, or a file without a [gpio] section, means simulated
+GPIO; no [audio] section means simulated audio. Every error names the offending key
+(HwConfigError.key), and unknown keys are errors too, so a typo never silently falls back to a
+default.
 """
 from __future__ import annotations
 
-import tomllib
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from os import PathLike
-from pathlib import Path
-from typing import Any, Literal, overload
+from typing import Any
 
 from daemon.sip.calls import VMS_CALL
-from hw.gpio import Bias, Direction, LineSpec
+from hw.config import (
+    DEFAULT_PULSE_MS,
+    FILE_NAME,
+    SIMULATED_GPIO,
+    AudioConfig,
+    GpioConfig,
+    HwConfigError,
+    InputConfig,
+    LedConfig,
+    OutputConfig,
+    RingbackConfig,
+    check_keys,
+    parse_audio,
+    parse_gpio,
+    read_document,
+    str_key,
+    table,
+)
 
-FILE_NAME = "hardware.toml"
+__all__ = ["FILE_NAME", "SIMULATED_GPIO", "AudioConfig", "ButtonConfig", "GpioConfig", "HwConfig",
+           "HwConfigError", "InputConfig", "LedConfig", "OutputConfig", "RelayConfig", "RingbackConfig",
+           "load", "parse"]
+
 BUSY_ACTIONS = ("ignore", "hangup")
-
-
-class HwConfigError(ValueError):
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"hardware config: {key}: {problem}")
-        self.key = key
-        self.problem = problem
-
-
-@dataclass(frozen=True)
-class InputConfig:
-    line: str | int
-    active_low: bool = False
-    bias: Bias = Bias.AS_IS
-    debounce_ms: int = 0
-
-
-@dataclass(frozen=True)
-class OutputConfig:
-    line: str | int
-    active_low: bool = False
-
-
-@dataclass(frozen=True)
-class GpioConfig:
-    simulated: bool
-    chip: str | None
-    consumer: str
-    call_button: InputConfig
-    call_led: OutputConfig
-    door_relay: OutputConfig
-    inputs: dict[str, InputConfig] = field(default_factory=dict)
-    outputs: dict[str, OutputConfig] = field(default_factory=dict)
-
-    def line_specs(self) -> list[LineSpec]:
-        """One spec per role, for a backend (gpiod or simulator) to request."""
-        ins = {"call_button": self.call_button, **self.inputs}
-        outs = {"call_led": self.call_led, "door_relay": self.door_relay, **self.outputs}
-        specs = [LineSpec(role, c.line, Direction.INPUT, c.active_low, c.bias, c.debounce_ms)
-                 for role, c in ins.items()]
-        specs += [LineSpec(role, c.line, Direction.OUTPUT, c.active_low, initial=False)
-                  for role, c in outs.items()]
-        return specs
-
-
-@dataclass(frozen=True)
-class LedConfig:
-    blink_on_ms: int = 500
-    blink_off_ms: int = 500
 
 
 @dataclass(frozen=True)
@@ -80,34 +50,8 @@ class ButtonConfig:
 
 @dataclass(frozen=True)
 class RelayConfig:
-    pulse_ms: int = 3000
+    pulse_ms: int = DEFAULT_PULSE_MS
     dtmf_events: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class RingbackConfig:
-    frequency_hz: float = 425.0     # European ring-back; 440+480 Hz dual tone is the US one
-    on_ms: int = 1000
-    off_ms: int = 4000
-    level: float = 0.25             # of full scale
-
-
-@dataclass(frozen=True)
-class AudioConfig:
-    simulated: bool = True
-    capture_device: str = "default"
-    playback_device: str = "default"
-    sample_rate: int = 16000
-    fifo_ms: int = 200              # bound on buffered audio each way (absorbs clock drift)
-    target_ms: int = 40             # standing latency each FIFO is trimmed back to
-    mixer_card: int | None = None
-    playback_mixer: str | None = None
-    playback_volume: int | None = None   # percent
-    capture_mixer: str | None = None
-    capture_volume: int | None = None    # percent
-    sim_input: str = "tone:440"    # simulated microphone: tone:<Hz> | silence | path to a WAV file
-    sim_output: str | None = None  # simulated speaker: WAV file to write, or discard
-    ringback: RingbackConfig = RingbackConfig()
 
 
 @dataclass(frozen=True)
@@ -119,213 +63,29 @@ class HwConfig:
     audio: AudioConfig
 
 
-# --- parsing helpers: each takes the dotted key so errors can name it ---------------------------
-
-@overload
-def _table(d: dict, key: str, path: str, required: Literal[True]) -> dict: ...
-@overload
-def _table(d: dict, key: str, path: str, required: bool = False) -> dict | None: ...
-def _table(d: dict, key: str, path: str, required: bool = False) -> dict | None:
-    v = d.get(key)
-    if v is None:
-        if required:
-            raise HwConfigError(f"{path}{key}", "missing section")
-        return None
-    if not isinstance(v, dict):
-        raise HwConfigError(f"{path}{key}", "must be a table")
-    return v
-
-
-def _check_keys(d: dict, allowed: set[str], path: str) -> None:
-    for k in d:
-        if k not in allowed:
-            raise HwConfigError(f"{path}{k}", f"unknown key (known: {', '.join(sorted(allowed))})")
-
-
-# With a default the value is always there: the overloads tell the type checker so.
-@overload
-def _int(d: dict, key: str, path: str, default: int, lo: int, hi: int) -> int: ...
-@overload
-def _int(d: dict, key: str, path: str, default: None, lo: int, hi: int) -> int | None: ...
-def _int(d: dict, key: str, path: str, default: int | None, lo: int, hi: int) -> int | None:
-    v = d.get(key, default)
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise HwConfigError(f"{path}{key}", f"must be an integer, not {v!r}")
-    if not lo <= v <= hi:
-        raise HwConfigError(f"{path}{key}", f"must be between {lo} and {hi}, not {v}")
-    return v
-
-
-def _float(d: dict, key: str, path: str, default: float, lo: float, hi: float) -> float:
-    v = d.get(key, default)
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise HwConfigError(f"{path}{key}", f"must be a number, not {v!r}")
-    if not lo <= v <= hi:
-        raise HwConfigError(f"{path}{key}", f"must be between {lo} and {hi}, not {v}")
-    return float(v)
-
-
-def _bool(d: dict, key: str, path: str, default: bool) -> bool:
-    v = d.get(key, default)
-    if not isinstance(v, bool):
-        raise HwConfigError(f"{path}{key}", f"must be true or false, not {v!r}")
-    return v
-
-
-@overload
-def _str(d: dict, key: str, path: str, default: str, choices: tuple[str, ...] = ()) -> str: ...
-@overload
-def _str(d: dict, key: str, path: str, default: None, choices: tuple[str, ...] = ()) -> str | None: ...
-def _str(d: dict, key: str, path: str, default: str | None, choices: tuple[str, ...] = ()) -> str | None:
-    v = d.get(key, default)
-    if v is None:
-        return None
-    if not isinstance(v, str) or not v:
-        raise HwConfigError(f"{path}{key}", f"must be a non-empty string, not {v!r}")
-    if choices and v not in choices:
-        raise HwConfigError(f"{path}{key}", f"must be one of {', '.join(choices)}, not {v!r}")
-    return v
-
-
-def _line(d: dict, path: str) -> str | int:
-    if "line" not in d:
-        raise HwConfigError(f"{path}line", "missing (a line name such as \"GPIO17\", or an offset)")
-    v = d["line"]
-    if isinstance(v, bool) or not isinstance(v, (str, int)) or v == "" or (isinstance(v, int) and v < 0):
-        raise HwConfigError(f"{path}line", f"must be a line name or a non-negative offset, not {v!r}")
-    return v
-
-
-_IN_KEYS = {"line", "active_low", "bias", "debounce_ms"}
-_OUT_KEYS = {"line", "active_low"}
-
-
-def _input(d: dict, path: str, default_debounce: int) -> InputConfig:
-    _check_keys(d, _IN_KEYS, path)
-    bias = _str(d, "bias", path, "as-is", tuple(b.value for b in Bias))
-    return InputConfig(_line(d, path), _bool(d, "active_low", path, False), Bias(bias),
-                       _int(d, "debounce_ms", path, default_debounce, 0, 1000))
-
-
-def _output(d: dict, path: str, extra: AbstractSet[str] = frozenset()) -> OutputConfig:
-    _check_keys(d, _OUT_KEYS | extra, path)
-    return OutputConfig(_line(d, path), _bool(d, "active_low", path, False))
-
-
-# Simulated lines carry the names the VM lane's gpio-sim chip uses.
-SIMULATED_GPIO = GpioConfig(
-    simulated=True, chip=None, consumer="doorstation",
-    call_button=InputConfig("CALL_BUTTON", debounce_ms=30),
-    call_led=OutputConfig("CALL_LED"), door_relay=OutputConfig("DOOR_LOCK"))
-
-
 def parse(doc: dict[str, Any]) -> HwConfig:
-    _check_keys(doc, {"gpio", "button", "relay", "audio"}, "")
-    led = LedConfig()
-    relay_pulse = RelayConfig.pulse_ms
-    g = _table(doc, "gpio", "")
-    if g is None:
-        gpio = SIMULATED_GPIO
-    else:
-        _check_keys(g, {"chip", "consumer", "simulated", "call_button", "call_led", "door_relay",
-                        "inputs", "outputs"}, "gpio.")
-        btn = _input(_table(g, "call_button", "gpio.", True), "gpio.call_button.", 30)
-        led_t = _table(g, "call_led", "gpio.", True)
-        relay_t = _table(g, "door_relay", "gpio.", True)
-        led = LedConfig(_int(led_t, "blink_on_ms", "gpio.call_led.", 500, 20, 10000),
-                        _int(led_t, "blink_off_ms", "gpio.call_led.", 500, 20, 10000))
-        relay_pulse = _int(relay_t, "pulse_ms", "gpio.door_relay.", relay_pulse, 50, 60000)
-        inputs = {name: _input(_table(t, name, "gpio.inputs.", True), f"gpio.inputs.{name}.", 0)
-                  for t in [_table(g, "inputs", "gpio.") or {}] for name in t}
-        outputs = {name: _output(_table(t, name, "gpio.outputs.", True), f"gpio.outputs.{name}.")
-                   for t in [_table(g, "outputs", "gpio.") or {}] for name in t}
-        roles = {"call_button", "call_led", "door_relay"}
-        for name in [*inputs, *outputs]:
-            if name in roles:
-                raise HwConfigError(f"gpio.*.{name}", "name already used by another line")
-            roles.add(name)
-        gpio = GpioConfig(_bool(g, "simulated", "gpio.", False), _str(g, "chip", "gpio.", None),
-                          _str(g, "consumer", "gpio.", "doorstation"),
-                          btn, _output(led_t, "gpio.call_led.", {"blink_on_ms", "blink_off_ms"}),
-                          _output(relay_t, "gpio.door_relay.", {"pulse_ms"}), inputs, outputs)
-        lines = [s.line for s in gpio.line_specs()]
-        dup = next((x for x in lines if lines.count(x) > 1), None)
-        if dup is not None:
-            raise HwConfigError("gpio", f"line {dup!r} is used by two roles")
+    check_keys(doc, {"gpio", "button", "relay", "audio"}, "")
+    gpio, led, pulse_ms = parse_gpio(table(doc, "gpio", ""))
 
-    b = _table(doc, "button", "") or {}
-    _check_keys(b, {"recipient", "account_id", "while_calling", "while_active"}, "button.")
-    recipient = _str(b, "recipient", "button.", ButtonConfig.recipient)
+    b = table(doc, "button", "") or {}
+    check_keys(b, {"recipient", "account_id", "while_calling", "while_active"}, "button.")
+    recipient = str_key(b, "recipient", "button.", ButtonConfig.recipient)
     if recipient != VMS_CALL and not recipient.startswith(("sip:", "sips:")):
         raise HwConfigError("button.recipient", f"must be a sip:/sips: URI or {VMS_CALL}, not {recipient!r}")
-    button = ButtonConfig(recipient, _str(b, "account_id", "button.", None),
-                          _str(b, "while_calling", "button.", "hangup", BUSY_ACTIONS),
-                          _str(b, "while_active", "button.", "hangup", BUSY_ACTIONS))
+    button = ButtonConfig(recipient, str_key(b, "account_id", "button.", None),
+                          str_key(b, "while_calling", "button.", "hangup", BUSY_ACTIONS),
+                          str_key(b, "while_active", "button.", "hangup", BUSY_ACTIONS))
 
-    r = _table(doc, "relay", "") or {}
-    _check_keys(r, {"dtmf_events"}, "relay.")
+    r = table(doc, "relay", "") or {}
+    check_keys(r, {"dtmf_events"}, "relay.")
     events = r.get("dtmf_events", [])
     if not isinstance(events, list) or not all(isinstance(e, str) and e for e in events):
         raise HwConfigError("relay.dtmf_events", "must be a list of DTMF event ids (strings)")
-    relay = RelayConfig(relay_pulse, tuple(events))
+    relay = RelayConfig(pulse_ms, tuple(events))
 
-    return HwConfig(gpio, led, button, relay, _audio(_table(doc, "audio", "")))
-
-
-def _audio(a: dict | None) -> AudioConfig:
-    if a is None:
-        return AudioConfig()
-    p = "audio."
-    _check_keys(a, {"capture_device", "playback_device", "sample_rate", "fifo_ms", "target_ms", "mixer_card",
-                    "playback_mixer", "playback_volume", "capture_mixer", "capture_volume",
-                    "simulated", "sim_input", "sim_output", "ringback"}, p)
-    rate = _int(a, "sample_rate", p, 16000, 8000, 48000)
-    if rate not in (8000, 16000, 32000, 48000):
-        raise HwConfigError("audio.sample_rate", f"must be 8000, 16000, 32000 or 48000, not {rate}")
-    rb = _table(a, "ringback", p) or {}
-    _check_keys(rb, {"frequency_hz", "on_ms", "off_ms", "level"}, "audio.ringback.")
-    ringback = RingbackConfig(_float(rb, "frequency_hz", "audio.ringback.", 425.0, 50, 4000),
-                              _int(rb, "on_ms", "audio.ringback.", 1000, 100, 10000),
-                              _int(rb, "off_ms", "audio.ringback.", 4000, 0, 20000),
-                              _float(rb, "level", "audio.ringback.", 0.25, 0.0, 1.0))
-    fifo_ms = _int(a, "fifo_ms", p, 200, 40, 2000)
-    target_ms = _int(a, "target_ms", p, 40, 20, 2000)
-    if target_ms >= fifo_ms:
-        raise HwConfigError("audio.target_ms", f"must be below audio.fifo_ms ({fifo_ms}), not {target_ms}")
-    sim_input = _str(a, "sim_input", p, "tone:440")
-    if sim_input.startswith("tone:"):
-        try:
-            float(sim_input[5:])
-        except ValueError:
-            raise HwConfigError("audio.sim_input",
-                                f"tone needs a frequency, e.g. tone:440, not {sim_input!r}") from None
-    return AudioConfig(
-        simulated=_bool(a, "simulated", p, False),
-        capture_device=_str(a, "capture_device", p, "default"),
-        playback_device=_str(a, "playback_device", p, "default"),
-        sample_rate=rate,
-        fifo_ms=fifo_ms, target_ms=target_ms,
-        mixer_card=_int(a, "mixer_card", p, None, 0, 31),
-        playback_mixer=_str(a, "playback_mixer", p, None),
-        playback_volume=_int(a, "playback_volume", p, None, 0, 100),
-        capture_mixer=_str(a, "capture_mixer", p, None),
-        capture_volume=_int(a, "capture_volume", p, None, 0, 100),
-        sim_input=sim_input, sim_output=_str(a, "sim_output", p, None), ringback=ringback)
+    return HwConfig(gpio, led, button, relay, parse_audio(table(doc, "audio", "")))
 
 
 def load(state_dir: str | PathLike[str]) -> HwConfig:
     """Read `<state_dir>/hardware.toml`; a missing file means everything simulated."""
-    path = Path(state_dir) / FILE_NAME
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return parse({})
-    except OSError as e:
-        raise HwConfigError(str(path), f"cannot be read: {e.strerror}") from None
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise HwConfigError(str(path), f"is not valid TOML: {e}") from None
-    return parse(doc)
+    return parse(read_document(state_dir))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from daemon.hwconfig import AudioConfig, GpioConfig
+from hw.config import AudioConfig, GpioConfig
 from hw.gpio import Lines
 from hw.gpio_sim import SimLines
 

@@ -48,8 +48,8 @@ SETTLE_WAIT_S = 2.0           # a status read waits this long for the configurat
 class StationRuntime:
     def __init__(self, store: Store, engine: "SipEngine", sink: EventSink, loop: asyncio.AbstractEventLoop,
                  log: logging.Logger, *, sip_port: int | None = None, bind_address: str = "",
-                 hardware: "StationHardware | None" = None, tls_files: dict | None = None,
-                 clock: Callable[[], float] = time.time):
+                 hardware: "StationHardware | None" = None, relay_dtmf_events: tuple[str, ...] = (),
+                 tls_files: dict | None = None, clock: Callable[[], float] = time.time):
         self.store = store
         self.engine = engine
         self.sink = sink
@@ -59,6 +59,7 @@ class StationRuntime:
         self.bind_address = bind_address
         self.tls_files = tls_files or {}
         self.hardware = hardware
+        self.relay_dtmf_events = relay_dtmf_events   # hardware.toml [relay]: fixed door-opening events
         self.intercom: "Intercom | None" = None   # attach_intercom(): the intercom calls back in here
         self.clock = clock
         self.sequencer = CallEventSequencer()
@@ -383,7 +384,7 @@ class StationRuntime:
     def relay_bindings(self) -> dict:
         """DTMF events that open the door: fixed ones from hardware.toml plus those bound through
         the API/CLI (stored in SQLite). Bindings to events that no longer exist are not effective."""
-        fixed = list(self.hardware.config.relay.dtmf_events) if self.hardware is not None else []
+        fixed = list(self.relay_dtmf_events) if self.hardware is not None else []
         stored = (self.store.get_setting(RELAY_BINDINGS_KEY) or {}).get("DTMFEventIds", [])
         existing = set(self.store.object_ids("dtmf_event"))
         effective = [e for e in dict.fromkeys(fixed + stored) if e in existing]

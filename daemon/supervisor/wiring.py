@@ -92,7 +92,7 @@ class Station:
 def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.Logger,
                  options: dict) -> Station:
     """Raises StoreError, or StationConfigError for a bad hardware.toml, GPIO or sound device."""
-    from daemon.hwconfig import HwConfigError
+    from daemon import hwconfig
     from daemon.sip.engine import SipEngine
     from daemon.tls import station_tls_files
     from hw.audio import AudioDeviceError
@@ -106,8 +106,10 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
         sink = EventSink(store)
         scheduler = AsyncioScheduler(loop)
         try:
-            hardware = open_station_hardware(state_dir, scheduler=scheduler, notify=loop.call_soon_threadsafe)
-        except (HwConfigError, GpioError, AudioDeviceError) as e:
+            cfg = hwconfig.load(state_dir)
+            hardware = open_station_hardware(cfg.gpio, cfg.audio, scheduler=scheduler,
+                                             notify=loop.call_soon_threadsafe)
+        except (hwconfig.HwConfigError, GpioError, AudioDeviceError) as e:
             raise StationConfigError(str(e)) from e
         built.append(hardware.close)
         audio = hardware.audio
@@ -122,8 +124,8 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
         audio.run_on_engine = engine.submit      # ring-back's clock is switched on the engine thread
         runtime = StationRuntime(store, engine, sink, loop, log, sip_port=options.get("sip_port"),
                                  bind_address=options.get("sip_bind") or "", hardware=hardware,
+                                 relay_dtmf_events=cfg.relay.dtmf_events,
                                  tls_files=station_tls_files(state_dir, log))
-        cfg = hardware.config
         intercom = Intercom(sip=ButtonCalls(runtime), scheduler=scheduler, button=hardware.button,
                             led=hardware.led, relay=hardware.relay, ringback=audio, emit=sink.emit,
                             button_cfg=cfg.button, led_cfg=cfg.led, relay_cfg=cfg.relay,

@@ -118,7 +118,7 @@ def test_control_handlers_on_a_real_loop():
     events = []
 
     async def run():
-        runtime = SimpleNamespace(hardware=SimpleNamespace(config=cfg, lines=lines),
+        runtime = SimpleNamespace(hardware=SimpleNamespace(gpio_config=cfg.gpio, lines=lines),
                                   loop=asyncio.get_running_loop(),
                                   emit_hardware_event=lambda t, d: events.append(d["Active"]))
         handlers = control_handlers(runtime)

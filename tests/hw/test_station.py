@@ -4,14 +4,21 @@ import time
 
 import pytest
 
+from daemon import hwconfig
 from daemon.hwconfig import HwConfigError
 from hw.gpio import ChipNotFoundError
 from hw.station import open_station_hardware
 from hw.timers import ManualClock, TimerQueue
 
 
+def open_hardware(state_dir, **kw):
+    """As the supervisor's wiring does: hardware.toml read, then the devices opened."""
+    cfg = hwconfig.load(state_dir)
+    return open_station_hardware(cfg.gpio, cfg.audio, **kw)
+
+
 def test_simulated_station_opens_locked_and_reports_edges(tmp_path):
-    hw = open_station_hardware(tmp_path, scheduler=TimerQueue(ManualClock()))
+    hw = open_hardware(tmp_path, scheduler=TimerQueue(ManualClock()))
     try:
         assert hw.lines.get_value("door_relay") is False          # locked at once
         hw.lines.press()                                          # simulated button, 30 ms debounce
@@ -35,7 +42,7 @@ def test_extra_inputs_are_reported_with_their_role(tmp_path):
     (tmp_path / "hardware.toml").write_text(
         '[gpio]\nsimulated = true\n[gpio.call_button]\nline = "B"\n[gpio.call_led]\nline = "L"\n'
         '[gpio.door_relay]\nline = "R"\n[gpio.inputs.door_contact]\nline = "C"\n')
-    hw = open_station_hardware(tmp_path, scheduler=TimerQueue(ManualClock()))
+    hw = open_hardware(tmp_path, scheduler=TimerQueue(ManualClock()))
     try:
         hw.lines.press("door_contact")             # no debounce on this input: immediate
         assert select.select([hw.fileno()], [], [], 2.0)[0]
@@ -49,13 +56,13 @@ def test_real_chip_that_is_absent_fails_with_a_typed_error(tmp_path):
         '[gpio]\nchip = "no-such-chip"\n[gpio.call_button]\nline = "GPIO17"\n'
         '[gpio.call_led]\nline = "GPIO27"\n[gpio.door_relay]\nline = "GPIO22"\n')
     with pytest.raises(ChipNotFoundError, match="no-such-chip"):
-        open_station_hardware(tmp_path, scheduler=TimerQueue())
+        open_hardware(tmp_path, scheduler=TimerQueue())
 
 
 def test_bad_config_fails_with_the_key(tmp_path):
     (tmp_path / "hardware.toml").write_text('[relay]\ndtmf_events = [1]\n')
     with pytest.raises(HwConfigError) as e:
-        open_station_hardware(tmp_path, scheduler=TimerQueue())
+        open_hardware(tmp_path, scheduler=TimerQueue())
     assert e.value.key == "relay.dtmf_events"
 
 
@@ -66,7 +73,7 @@ def test_door_guard_relocks_while_the_loop_never_runs(tmp_path):
         '[gpio]\nsimulated = true\n[gpio.call_button]\nline = "B"\n[gpio.call_led]\nline = "L"\n'
         '[gpio.door_relay]\nline = "R"\npulse_ms = 200\n')
     queued, locked = [], []
-    hw = open_station_hardware(tmp_path, scheduler=TimerQueue(ManualClock()), notify=queued.append)
+    hw = open_hardware(tmp_path, scheduler=TimerQueue(ManualClock()), notify=queued.append)
     try:
         hw.relay.pulse(200, on_locked=locked.append)
         deadline = time.monotonic() + 5
