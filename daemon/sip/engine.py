@@ -41,6 +41,8 @@ from daemon.sip.accounts import (
 )
 from daemon.sip.calls import ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord, end_reason, new_call_id
 from daemon.sip.config import AccountConfig, EngineConfig
+from daemon.sip.stun import StunCheck
+from daemon.sip.transports import Missing, SipTransports
 from daemon.sip.types import (
     AccountStatusChanged,
     CallFinished,
@@ -55,7 +57,7 @@ from daemon.sip.types import (
     EngineTimeout,
 )
 from daemon.sip.uris import access_allows, parse_uri, with_transport
-from daemon.sip.waker import Waker, wake_address
+from daemon.sip.waker import Waker
 
 DEFAULT_TIMEOUT = 5.0
 MAX_MSGS_PER_TURN = 200
@@ -73,14 +75,11 @@ INCOMING_ACK_WAIT_S = 8.0
 # confirmed or dropped: it sends INVITEs it never ACKs. (A phone that does ACK is never held back,
 # even making several calls at once.)
 UNCONFIRMED_SUSPECT_S = 1.0
-STUN_RETRY_INTERVAL = 60
 # New calls per second. Every call registers two sockets (RTP, RTCP) with pjlib's select()
 # ioqueue, which holds each closed one for 500 ms before reuse. With pjlib's 64 slots (PyPI's wheel)
 # ~30 calls in half a second aborted the process; our build has 512 slots and fails a call instead
 # of aborting (tests/test_call_flood.py). A door station never needs more than a few calls a second.
 CALL_RATE_PER_SECOND = 8
-_TP_TYPES = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS,
-             "udp6": pj.PJSIP_TRANSPORT_UDP6, "tcp6": pj.PJSIP_TRANSPORT_TCP6, "tls6": pj.PJSIP_TRANSPORT_TLS6}
 
 
 @dataclasses.dataclass
@@ -88,7 +87,7 @@ class _Rebind:
     """An apply waiting for SIP ports that a just-closed transport still holds."""
     config: EngineConfig
     future: concurrent.futures.Future
-    missing: list                    # (name, pj.TransportConfig) not open yet
+    missing: Missing                 # transports not open yet
     deadline: float
     next_try: float
     last_error: str = ""
@@ -136,9 +135,6 @@ class SipEngine:
         self._ep: pj.Endpoint | None = None
         self._log_writer: cb.EngineLogWriter | None = None
         self._config = EngineConfig()
-        self._transports: dict[str, int] = {}
-        self._listeners = families.Listeners(None, None)   # what the open transports listen on
-        self._transport_key: tuple = ()
         self._accounts: dict[str, AccountSlot] = {}
         self._calls: dict[str, CallRecord] = {}          # live records by CallId
         self._pjcalls: dict[str, cb.EngineCall] = {}     # pjsua2 Call objects, until DISCONNECTED
@@ -146,12 +142,10 @@ class SipEngine:
         self._matchers: dict[str, DtmfMatcher] = {}
         self._failovers: set[str] = set()
         self._default_codec_priorities: dict[str, int] | None = None
-        self._stun_usable: tuple[str, ...] = ()
-        self._stun_checking: tuple[str, ...] | None = None
-        self._stun_retry_at: float | None = None
-        self._nat_resync = False
         self._ids = itertools.count(1)                   # CallId counter; next() is atomic, any thread
         self._waker = Waker()
+        self._transports = SipTransports(lambda: self._lib, self._waker, log)
+        self._stun = StunCheck(lambda: self._lib, log, clock)
         self._rebind: _Rebind | None = None
         self._deferred: list[tuple] = []                 # new calls waiting for a pending rebind
         self._doomed: list[_Doomed] = []
@@ -336,10 +330,10 @@ class SipEngine:
         """How long the engine may sleep: our own timers are the engine's calls, DTMF matchers,
         retries and the STUN re-check; pjsip's own timers shorten the wait by themselves."""
         if (self._calls or self._matchers or self._rebind or self._doomed or self._failovers
-                or self._nat_resync):
+                or self._stun.resync):
             return BUSY_POLL_MS
-        if self._stun_retry_at is not None:
-            return max(0, min(IDLE_POLL_MS, int((self._stun_retry_at - self._clock()) * 1000) + 1))
+        if self._stun.retry_at is not None:
+            return max(0, min(IDLE_POLL_MS, int((self._stun.retry_at - self._clock()) * 1000) + 1))
         return IDLE_POLL_MS
 
     def _execute(self, fn: Callable, args: tuple, fut: concurrent.futures.Future, owns_future: bool) -> None:
@@ -436,7 +430,7 @@ class SipEngine:
                 self._log.exception("libDestroy failed")
         self._ep = None
         self._log_writer = None
-        self._transports.clear()
+        self._transports.forget()
         self._waker.close()
         gc.collect()
 
@@ -500,7 +494,7 @@ class SipEngine:
         elif isinstance(msg, cb.RegState):
             self._on_reg_state(msg)
         elif isinstance(msg, cb.StunChecked):
-            self._on_stun_checked(msg)
+            self._stun.checked(msg, self._config)
 
     def _emit(self, event: EngineEvent) -> None:
         try:
@@ -541,14 +535,8 @@ class SipEngine:
         rb = self._rebind
         if rb is None or now < rb.next_try:
             return
-        still = []
-        for name, tc in rb.missing:
-            try:
-                self._transports[name] = self._lib.transportCreate(_TP_TYPES[name], tc)
-            except pj.Error as e:
-                still.append((name, tc))
-                rb.last_error = f"cannot open SIP {name} transport on port {tc.port}: {e.reason}"
-        rb.missing = still
+        still, error = self._transports.retry(rb.missing)
+        rb.missing, rb.last_error = still, error or rb.last_error
         if still and now < rb.deadline:
             rb.next_try = now + REBIND_RETRY_S
             return
@@ -558,8 +546,7 @@ class SipEngine:
             self._run_deferred()
             return
         self._rebind = None
-        self._transport_key = rb.config.transport_key()
-        self._update_waker()
+        self._transports.completed(rb.config)
         try:
             self._apply(rb.config)      # the transports match now: this adds the accounts
         except Exception as e:
@@ -573,11 +560,11 @@ class SipEngine:
         """Bring pjsua in line with `new`. Returns a _Rebind when some ports were still held by a
         just-closed transport: the accounts are then added by _retry_rebind once they are open."""
         old = self._config
-        self._start_stun_check(new)
-        if new.transport_key() != self._transport_key:
+        self._stun.start(new)
+        if not self._transports.matches(new):
             for acc_id in list(self._accounts):
                 self._remove_account(acc_id)
-            missing = self._rebind_transports(new)
+            missing = self._transports.rebind(new)
             if missing:
                 self._config = new
                 self._publish_accounts()
@@ -610,7 +597,7 @@ class SipEngine:
         return cfg.account_key(dataclasses.replace(acc, dtmf=None, max_call_duration=0, is_default=False))
 
     def _nat_state(self, cfg: EngineConfig) -> tuple:
-        return cfg.nat_key(), self._stun_on(cfg)
+        return cfg.nat_key(), self._stun.on(cfg)
 
     def _sync_nat(self) -> None:
         """Bring every account's NAT settings up to date in place (pjsua modify keeps its calls)."""
@@ -624,124 +611,9 @@ class SipEngine:
             except pj.Error as e:
                 self._log.error("account %s: modify failed: %s", slot.config.id, e.reason)
 
-    # STUN: pjsua resolves STUN servers synchronously when a call's media is created, which blocked
-    # the engine for seconds with an unreachable server. So servers are first checked
-    # asynchronously, and accounts use STUN only once the check succeeded (retried every minute).
-    def _stun_on(self, cfg: EngineConfig) -> bool:
-        return bool(cfg.stun_enabled and cfg.stun_servers and self._stun_usable == cfg.stun_servers)
-
-    def _start_stun_check(self, cfg: EngineConfig) -> None:
-        if not (cfg.stun_enabled and cfg.stun_servers) or cfg.stun_servers in (self._stun_usable,
-                                                                                self._stun_checking):
-            return
-        sv = pj.StringVector()
-        for server in cfg.stun_servers:
-            sv.append(server)
-        self._stun_checking = cfg.stun_servers
-        self._stun_retry_at = None
-        try:
-            self._lib.natCheckStunServers(sv, False, None)
-        except pj.Error as e:
-            self._log.warning("STUN server check could not start: %s", e.reason)
-            self._stun_checking = None
-            self._stun_retry_at = self._clock() + STUN_RETRY_INTERVAL
-
-    def _on_stun_checked(self, msg: cb.StunChecked) -> None:
-        servers, self._stun_checking = self._stun_checking, None
-        cfg = self._config
-        if servers is None or servers != cfg.stun_servers or not cfg.stun_enabled:
-            self._start_stun_check(cfg)       # the configuration changed meanwhile
-            return
-        if not msg.ok:
-            self._log.warning("STUN servers %s unreachable (%s): STUN not used, retrying in %d s",
-                              ", ".join(servers), msg.detail, STUN_RETRY_INTERVAL)
-            self._stun_retry_at = self._clock() + STUN_RETRY_INTERVAL
-            return
-        self._log.info("STUN server usable: %s", msg.detail)
-        sv = pj.StringVector()
-        for server in servers:
-            sv.append(server)
-        self._lib.natUpdateStunServers(sv, False)
-        self._stun_usable = servers
-        self._nat_resync = True              # accounts modified (calls kept) from the loop
-
-    def _update_waker(self) -> None:
-        tid = self._transports.get("udp", self._transports.get("udp6"))
-        target = None
-        if tid is not None:
-            try:
-                target = wake_address(self._lib.transportGetInfo(tid).localAddress)
-            except pj.Error:
-                target = None
-        self._waker.set_target(target)
-
-    def _rebind_transports(self, cfg: EngineConfig) -> list:
-        """Close every transport and open those `cfg` wants; returns [(name, TransportConfig)] of
-        the ones whose port is not free yet (retried by _retry_rebind)."""
-        self._waker.set_target(None)
-        for name, tid in list(self._transports.items()):
-            try:
-                self._lib.transportClose(tid)
-            except pj.Error as e:
-                self._log.warning("closing transport %s: %s", name, e.reason)
-        self._transports.clear()
-        self._transport_key = ()
-        self._listeners = families.Listeners(None, None)
-        if not cfg.sip_enabled:
-            return []
-        verify = any(a.verify_server_certificate for a in cfg.accounts if a.enabled)
-        lst = families.listeners(cfg, families.pjsua2_has_ipv6() and families.host_has_ipv6())
-        wanted = []
-        for family, addr in ((4, lst.v4), (6, lst.v6)):
-            if addr is not None:
-                wanted += [(families.transport_name(kind, family), port, addr)
-                           for kind, port in (("udp", cfg.sip_port), ("tcp", cfg.sip_port), ("tls", cfg.sip_tls_port))]
-        if cfg.ipv6 and not families.pjsua2_has_ipv6():
-            self._log.warning("this pjsua2 build has no IPv6 (PyPI's pjsua2-python wheel): SIP over IPv4 only; "
-                              "scripts/build-pjsua2 builds one with IPv6")
-        elif cfg.ipv6 and not families.host_has_ipv6():
-            self._log.warning("this kernel has no IPv6 (ipv6.disable=1?): SIP over IPv4 only")
-        # A just-closed UDP transport keeps its port until its last transaction has ended (a BYE's
-        # client transaction lingers for T4 = 5 s after its answer): those are retried from the
-        # timers for up to TRANSPORT_REBIND_WAIT s, while the engine serves everything else.
-        missing = []
-        for name, port, addr in wanted:
-            tc = pj.TransportConfig()
-            tc.port = port
-            if addr:
-                tc.boundAddress = addr
-            if name.startswith("tls"):
-                tc.tlsConfig.certFile = cfg.tls_cert_file
-                tc.tlsConfig.privKeyFile = cfg.tls_key_file
-                tc.tlsConfig.CaListFile = cfg.tls_ca_file
-                tc.tlsConfig.verifyServer = verify
-            try:
-                self._transports[name] = self._lib.transportCreate(_TP_TYPES[name], tc)
-            except pj.Error as e:
-                self._log.info("SIP %s port %d not free yet (%s): retrying", name, port, e.reason)
-                missing.append((name, tc))
-        self._listeners = lst
-        self._update_waker()
-        if not missing:
-            self._transport_key = cfg.transport_key()
-        return missing
-
-    def _local_host_port(self, transport: str) -> str:
-        """`host:port` of a transport (`[v6]:port` for IPv6), falling back to the same family's UDP one."""
-        family_udp = "udp6" if transport.endswith("6") else "udp"
-        tid = self._transports.get(transport, self._transports.get(family_udp))
-        if tid is None:
-            return ""
-        return families.host_port(self._lib.transportGetInfo(tid).localName)
-
-    def _account_transport(self, acc: AccountConfig) -> str:
-        """The transport name of an account's own family (`udp6` for a UDP account using IPv6)."""
-        fam = families.media_family(acc, self._listeners)
-        return families.transport_name(acc.effective_transport, fam)
-
     def _add_account(self, cfg: EngineConfig, acc: AccountConfig) -> None:
-        transport = self._account_transport(acc)
-        if transport not in self._transports:
+        transport = self._transports.account_transport(acc)
+        if transport not in self._transports.ids:
             self._log.warning("account %s: transport %s unavailable", acc.id, transport)
         ac = self._pj_account_config(cfg, acc, acc.registrar or acc.public_domain)
         slot = AccountSlot(acc, self._account_key(cfg, acc), None, nat=self._nat_state(cfg))
@@ -756,12 +628,12 @@ class SipEngine:
         slot.reg_reason = "Registering" if acc.registers else ""
 
     def _pj_account_config(self, cfg: EngineConfig, acc: AccountConfig, registrar: str) -> "pj.AccountConfig":
-        fams = (families.account_families(acc, self._listeners, cfg.ice_enabled)
+        fams = (families.account_families(acc, self._transports.listeners, cfg.ice_enabled)
                 if families.pjsua2_has_ipv6() else None)
-        transport = self._account_transport(acc)
-        return build_account_config(cfg, acc, registrar, self._local_host_port(transport),
-                                    stun=self._stun_on(cfg), families=fams,
-                                    transport_id=bound_transport(acc, self._transports, transport))
+        transport = self._transports.account_transport(acc)
+        return build_account_config(cfg, acc, registrar, self._transports.local_host_port(transport),
+                                    stun=self._stun.on(cfg), families=fams,
+                                    transport_id=bound_transport(acc, self._transports.ids, transport))
 
     def _remove_account(self, acc_id: str) -> None:
         slot = self._accounts.get(acc_id)
@@ -849,7 +721,8 @@ class SipEngine:
 
     def _account_status_now(self, cfg: EngineConfig, acc: AccountConfig) -> dict:
         slot = self._accounts.get(acc.id)
-        local = self._local_host_port(self._account_transport(acc)) if self._transports else ""
+        local = (self._transports.local_host_port(self._transports.account_transport(acc))
+                 if self._transports.ids else "")
         if slot is None:
             return account_status(cfg, acc, local, registered_at=None)
         return account_status(cfg, acc, local, registered_at=slot.registrar(), code=slot.reg_code,
@@ -936,7 +809,7 @@ class SipEngine:
             return      # a name: pjsua resolves it with the account's preference
         if want == 6 and not families.pjsua2_has_ipv6():
             raise EngineError(f"IPv6 destinations need a pjsua2 built with IPv6 (scripts/build-pjsua2): {to[:100]}")
-        lst = self._listeners
+        lst = self._transports.listeners
         if (lst.v6 if want == 6 else lst.v4) is None:
             raise EngineError(f"the station has no IPv{want} SIP listener for {to[:100]}")
         fams = families.account_families(acc, lst, self._config.ice_enabled)
@@ -1184,12 +1057,10 @@ class SipEngine:
         if self._doomed:
             self._reap_doomed(mono)
         now = self._clock()
-        if self._nat_resync:
-            self._nat_resync = False
+        if self._stun.resync:
+            self._stun.resync = False
             self._sync_nat()
-        if self._stun_retry_at is not None and now >= self._stun_retry_at:
-            self._stun_retry_at = None
-            self._start_stun_check(self._config)
+        self._stun.retry_if_due(now, self._config)
         for call_id, rec in list(self._calls.items()):
             if rec.state == CALLING and rec.direction == "Outgoing" and rec.calling_deadline \
                     and now >= rec.calling_deadline:
