@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Iterable
 
+from daemon.dtmf_matcher import DtmfMatcher
+
 HISTORY_SIZE = 100
 CALL_ID_MAX = 64
 
@@ -72,6 +74,8 @@ class CallRecord:
     active_deadline: float | None = None
     last_status_code: int = 0
     peer_host: str = ""            # incoming: the address the INVITE came from (not its Via)
+    announced: bool = False        # its Initiated was emitted (incoming calls have none: set at once)
+    dtmf: DtmfMatcher | None = None  # the engine's DtmfMatcher for this call, from its first digit
 
     def status(self) -> dict:
         """The spec's CallStatus."""

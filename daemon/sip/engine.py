@@ -136,10 +136,11 @@ class SipEngine:
         self._log_writer: cb.EngineLogWriter | None = None
         self._config = EngineConfig()
         self._accounts: dict[str, AccountSlot] = {}
+        # A call's one home while it lasts is its CallRecord (state, deadlines, DTMF matcher); its
+        # pjsua2 Call object lives on until DISCONNECTED, which may come after the record ended (an
+        # unanswered call that cannot be CANCELled yet); readers on other threads see _live_view.
         self._calls: dict[str, CallRecord] = {}          # live records by CallId
         self._pjcalls: dict[str, cb.EngineCall] = {}     # pjsua2 Call objects, until DISCONNECTED
-        self._announced: set[str] = set()                # calls whose Initiated was emitted
-        self._matchers: dict[str, DtmfMatcher] = {}
         self._failovers: set[str] = set()
         self._default_codec_priorities: dict[str, int] | None = None
         self._ids = itertools.count(1)                   # CallId counter; next() is atomic, any thread
@@ -329,7 +330,7 @@ class SipEngine:
     def _poll_timeout_ms(self) -> int:
         """How long the engine may sleep: our own timers are the engine's calls, DTMF matchers,
         retries and the STUN re-check; pjsip's own timers shorten the wait by themselves."""
-        if (self._calls or self._matchers or self._rebind or self._doomed or self._failovers
+        if (self._calls or self._rebind or self._doomed or self._failovers
                 or self._stun.resync):
             return BUSY_POLL_MS
         if self._stun.retry_at is not None:
@@ -819,9 +820,9 @@ class SipEngine:
                               f"{to[:100]}")
 
     def _announce(self, rec: CallRecord) -> None:
-        if rec.call_id in self._announced:
+        if rec.announced:
             return
-        self._announced.add(rec.call_id)
+        rec.announced = True
         self._publish_call(rec)
         self._emit(CallTransition(rec.call_id, "Initiated", rec.status()))
 
@@ -877,7 +878,7 @@ class SipEngine:
         live_before = len(self._calls)
         self._calls[rec.call_id] = rec
         self._pjcalls[rec.call_id] = call
-        self._announced.add(rec.call_id)      # incoming calls have no Initiated event
+        rec.announced = True                  # incoming calls have no Initiated event
         self._publish_call(rec)
         if not cfg.allow_incoming_calls:
             why, code = "incoming calls are not allowed", 603
@@ -974,8 +975,6 @@ class SipEngine:
         rec.state = TERMINATED
         rec.stop_time = time.time()
         rec.last_status_code = status_code or rec.last_status_code
-        self._matchers.pop(call_id, None)
-        self._announced.discard(call_id)
         status = rec.status()
         with self._view_lock:
             self._live_view.pop(call_id, None)
@@ -1025,12 +1024,11 @@ class SipEngine:
         if not allowed:
             self._log.info("call %s: DTMF %r over %s ignored (method disabled)", rec.call_id, msg.digit, msg.method)
             return
-        matcher = self._matchers.get(rec.call_id)
+        matcher = rec.dtmf
         if matcher is None:
-            matcher = DtmfMatcher({t.sequence: t.event_id for t in settings.triggers},
-                                  inter_digit_timeout=self._dtmf_timeout, max_wrong=self._dtmf_max_wrong,
-                                  clock=self._clock)
-            self._matchers[rec.call_id] = matcher
+            matcher = rec.dtmf = DtmfMatcher({t.sequence: t.event_id for t in settings.triggers},
+                                             inter_digit_timeout=self._dtmf_timeout,
+                                             max_wrong=self._dtmf_max_wrong, clock=self._clock)
         was_locked = matcher.locked
         result = matcher.feed(msg.digit)
         if result.ignored and was_locked:
@@ -1079,9 +1077,10 @@ class SipEngine:
                 rec.state = TERMINATING
                 self._publish_call(rec)
                 self._hangup_pj(call_id, 0)
-        for call_id, matcher in list(self._matchers.items()):
-            result = matcher.tick(now)
-            live = self._calls.get(call_id)
-            if live is not None and (result.wrong_added or result.locked_now):
+        for live in list(self._calls.values()):
+            if live.dtmf is None:
+                continue
+            result = live.dtmf.tick(now)
+            if live.call_id in self._calls and (result.wrong_added or result.locked_now):
                 acc = self._config.account(live.account_id)
-                self._dtmf_result(live, acc.dtmf if acc else None, result, matcher)
+                self._dtmf_result(live, acc.dtmf if acc else None, result, live.dtmf)
