@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from daemon.sip.calls import ACTIVE, CALLING, IDLE
+from daemon.sip.calls import ACTIVE, CALLING, TERMINATED, LiveCalls
 from daemon.store import Store
 
 TOPIC_STATE = "tnsaxis:Call/State"
@@ -52,19 +52,14 @@ def dtmf_event(call_id: str, event_id: str, event_name: str) -> Event:
 
 @dataclass
 class CallEventSequencer:
-    """Turns call transitions into events. Holds only the live calls' states (bounded by the calls
-    in progress: a call is forgotten when it ends)."""
+    """Turns call transitions into events, keeping `calls` (the live calls' states, which it is the
+    one writer of) up to date on the way."""
     source: str = DEFAULT_SOURCE
-    _calls: dict[str, str] = field(default_factory=dict)
+    calls: LiveCalls = field(default_factory=LiveCalls)
 
     @property
     def aggregate(self) -> str:
-        states = self._calls.values()
-        if ACTIVE in states:
-            return ACTIVE
-        if CALLING in states:
-            return CALLING
-        return IDLE
+        return self.calls.aggregate
 
     def initial(self) -> list[Event]:
         """The property event's current value (emit at start-up)."""
@@ -74,11 +69,7 @@ class CallEventSequencer:
         if reason not in _STATE_AFTER:
             raise ValueError(f"unknown call state change reason {reason!r}")
         before = self.aggregate
-        after_call = _STATE_AFTER[reason]
-        if after_call is None:
-            self._calls.pop(call_id, None)
-        else:
-            self._calls[call_id] = after_call
+        self.calls.set(call_id, _STATE_AFTER[reason] or TERMINATED)
         events = [state_change_event(reason, call_id, remote_uri, device_uri, self.source)]
         if self.aggregate != before:
             events.append(state_event(self.aggregate, self.source))

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Callable, Protocol
 
 from daemon.hwconfig import ButtonConfig, LedConfig, RelayConfig
-from daemon.sip.calls import ACTIVE, CALLING, IDLE
+from daemon.sip.calls import ACTIVE, CALLING, IDLE, LiveCalls, aggregate_state
 from hw.gpio import Button, EdgeEvent, Led, Relay
 from hw.timers import Scheduler
 
@@ -51,9 +51,11 @@ Emit = Callable[[str, dict[str, Any]], None]
 class Intercom:
     def __init__(self, *, sip: SipControl, scheduler: Scheduler, button: Button, led: Led,
                  relay: Relay, ringback: Ringback, emit: Emit, button_cfg: ButtonConfig,
-                 led_cfg: LedConfig, relay_cfg: RelayConfig,
+                 led_cfg: LedConfig, relay_cfg: RelayConfig, calls: LiveCalls,
                  opens_door: Callable[[str], bool] | None = None) -> None:
-        """`opens_door(DTMFEventId)`: whether that DTMF event opens the door, asked when it happens
+        """`calls`: the live calls' states, kept by their owner (the runtime's event sequencer)
+        before `on_call_state` is called; the intercom only reads them.
+        `opens_door(DTMFEventId)`: whether that DTMF event opens the door, asked when it happens
         (the supervisor answers from hardware.toml and the stored bindings; no copy is kept here).
         Default: the events listed in hardware.toml's [relay]."""
         self._sip = sip
@@ -67,7 +69,8 @@ class Intercom:
         self._led_cfg = led_cfg
         self._relay_cfg = relay_cfg
         self._opens_door = opens_door or (lambda event_id: event_id in relay_cfg.dtmf_events)
-        self._calls: dict[str, str] = {}        # CallId -> Calling | Active
+        self._calls = calls
+        self._placing: set[str] = set()         # calls the button started that no state reported yet
         self._outgoing: set[str] = set()        # calls whose Calling state should ring back
         self._ended_in_call: set[str] | None = None   # calls that ended while sip.call() ran
         self._ringing = False
@@ -114,7 +117,7 @@ class Intercom:
         done = {"Action": "Hangup" if action == "hangup" else "Ignored", "CallState": self.state}
         self._emit(TOPIC_BUTTON, done)
         if action == "hangup":
-            for call_id, st in list(self._calls.items()):
+            for call_id, st in self._states().items():
                 if st == self.state:
                     self._sip.hangup(call_id)
         return done
@@ -124,15 +127,13 @@ class Intercom:
         if not isinstance(event, dict):
             event = {"CallId": event, "CallState": state, "Reason": reason, "Direction": direction}
         call_id, state = str(event["CallId"]), str(event["CallState"])
+        self._placing.discard(call_id)
         if state in _ENDED:
-            self._calls.pop(call_id, None)
             self._outgoing.discard(call_id)
             if self._ended_in_call is not None:
                 self._ended_in_call.add(call_id)
-        elif state in (CALLING, ACTIVE):
-            self._calls[call_id] = state
-            if state == CALLING and event.get("Direction") == "Outgoing":
-                self._outgoing.add(call_id)
+        elif state == CALLING and event.get("Direction") == "Outgoing":
+            self._outgoing.add(call_id)
         self._apply()
 
     def call_failed(self, call_id: str, to: str, error: str) -> None:
@@ -162,7 +163,7 @@ class Intercom:
         return {"State": self.state, "Relay": "Unlocked" if self._relay.unlocked else "Locked",
                 "LED": self._led.mode if isinstance(self._led.mode, str) else "blink",
                 "ButtonPressed": self._button.pressed, "RingBack": self._ringing,
-                "Calls": dict(self._calls)}
+                "Calls": self._states()}
 
     # --- internals ----------------------------------------------------------------------------
     def _start_call(self) -> str | None:
@@ -178,7 +179,8 @@ class Intercom:
             ended, self._ended_in_call = self._ended_in_call, None
         if call_id not in ended:
             # our call is Calling from now on, even before the engine's first event arrives
-            self._calls.setdefault(call_id, CALLING)
+            if self._calls.get(call_id) is None:
+                self._placing.add(call_id)
             self._outgoing.add(call_id)
         self._apply()
         return call_id
@@ -193,16 +195,23 @@ class Intercom:
         self._emit(TOPIC_RELAY, {"State": "Unlocked", **cause, "PulseMs": ms, "At": round(unlocked_at, 6)})
         return ms
 
+    def _states(self) -> dict[str, str]:
+        """The live calls' states, with the button's calls not reported yet as Calling."""
+        states = dict(self._calls.items())
+        for call_id in self._placing:
+            states.setdefault(call_id, CALLING)
+        return states
+
     def _apply(self) -> None:
-        states = set(self._calls.values())
-        self.state = ACTIVE if ACTIVE in states else CALLING if CALLING in states else IDLE
+        states = self._states()
+        self.state = aggregate_state(states.values())
         if self.state == ACTIVE:
             self._led.on()
         elif self.state == CALLING:
             self._led.blink(self._led_cfg.blink_on_ms, self._led_cfg.blink_off_ms)
         else:
             self._led.off()
-        ring = self.state == CALLING and any(self._calls.get(c) == CALLING for c in self._outgoing)
+        ring = self.state == CALLING and any(states.get(c) == CALLING for c in self._outgoing)
         if ring and not self._ringing:
             self._ringback.start()
         elif not ring and self._ringing:

@@ -90,6 +90,42 @@ class CallRecord:
         return st
 
 
+class LiveCalls:
+    """The calls in progress as the supervisor's loop knows them (SIP and VMS): CallId -> CallState.
+
+    One writer: the event sequencer (daemon/events.py), fed every call transition by the runtime;
+    the intercom (LED, ring-back, the button's hang-up) and the status read it. Bounded by the
+    calls in progress: an ended call is forgotten."""
+
+    def __init__(self) -> None:
+        self._states: dict[str, str] = {}
+
+    def set(self, call_id: str, state: str) -> None:
+        if state in (CALLING, ACTIVE):
+            self._states[call_id] = state
+        else:
+            self._states.pop(call_id, None)
+
+    def get(self, call_id: str) -> str | None:
+        return self._states.get(call_id)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._states.items())
+
+    @property
+    def aggregate(self) -> str:
+        """The station's CallState: Active if any call is active, else Calling if any calls, else Idle."""
+        return aggregate_state(self._states.values())
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
+def aggregate_state(states: Iterable[str]) -> str:
+    states = set(states)
+    return ACTIVE if ACTIVE in states else CALLING if CALLING in states else IDLE
+
+
 class CallHistory:
     """Finished calls, newest last, bounded (the spec keeps 'recently terminated' calls)."""
 

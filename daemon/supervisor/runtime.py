@@ -62,7 +62,8 @@ class StationRuntime:
         self.relay_dtmf_events = relay_dtmf_events   # hardware.toml [relay]: fixed door-opening events
         self.intercom: "Intercom | None" = None   # attach_intercom(): the intercom calls back in here
         self.clock = clock
-        self.sequencer = CallEventSequencer()
+        self.calls = callmodel.LiveCalls()          # written by the sequencer, read by the intercom
+        self.sequencer = CallEventSequencer(calls=self.calls)
         self.history = callmodel.CallHistory()
         self.vms_calls: dict[str, callmodel.CallRecord] = {}
         self._vms_timers: dict[str, asyncio.TimerHandle] = {}

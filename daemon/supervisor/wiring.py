@@ -128,7 +128,7 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
                                  tls_files=station_tls_files(state_dir, log))
         intercom = Intercom(sip=ButtonCalls(runtime), scheduler=scheduler, button=hardware.button,
                             led=hardware.led, relay=hardware.relay, ringback=audio, emit=sink.emit,
-                            button_cfg=cfg.button, led_cfg=cfg.led, relay_cfg=cfg.relay,
+                            button_cfg=cfg.button, led_cfg=cfg.led, relay_cfg=cfg.relay, calls=runtime.calls,
                             opens_door=runtime.opens_door)
         runtime.attach_intercom(intercom)
         engine_events.connect(runtime.handle_engine_event)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from daemon.hwconfig import SIMULATED_GPIO, ButtonConfig, LedConfig, RelayConfig
 from daemon.intercom import Intercom
+from daemon.sip.calls import LiveCalls
 from hw.gpio import Button, Led, Relay
 from hw.gpio_sim import SimLines
 from hw.timers import ManualClock, TimerQueue
@@ -61,10 +62,11 @@ class Rig:
         self.events: list[tuple[str, dict]] = []
         self.led = Led(self.lines, self.timers)
         self.relay = Relay(self.lines, self.timers, wall_clock=self.clock)
+        self.calls = LiveCalls()          # the runtime's sequencer keeps these in the supervisor
         self.intercom = Intercom(
             sip=self.sip, scheduler=self.timers, button=Button(self.lines), led=self.led,
             relay=self.relay, ringback=self.ringback, emit=lambda t, d: self.events.append((t, d)),
-            button_cfg=button_cfg, led_cfg=led_cfg, relay_cfg=relay_cfg)
+            button_cfg=button_cfg, led_cfg=led_cfg, relay_cfg=relay_cfg, calls=self.calls)
         self.intercom.start()
 
     def advance(self, seconds: float, step: float = 0.01) -> None:
@@ -79,6 +81,14 @@ class Rig:
             self.timers.run_due()
             for ev in self.lines.read_edge_events():
                 self.intercom.on_button(ev)
+
+    def call_state(self, call_id: str, state: str, reason: str = "", direction: str | None = None) -> None:
+        """A call transition as the supervisor delivers it: the live calls updated, then the intercom told."""
+        self.calls.set(call_id, state)
+        event = {"CallId": call_id, "CallState": state, "Reason": reason}
+        if direction is not None:
+            event["Direction"] = direction
+        self.intercom.on_call_state(event)
 
     def press(self, hold_s: float = 0.1) -> None:
         self.lines.press()

@@ -7,7 +7,7 @@ from tests.hw.fakes import Rig
 
 
 def state(rig, call_id, st, reason=""):
-    rig.intercom.on_call_state({"CallId": call_id, "CallState": st, "Reason": reason})
+    rig.call_state(call_id, st, reason)
 
 
 def test_press_calls_the_configured_recipient_and_blinks_while_calling():
@@ -100,8 +100,7 @@ def test_incoming_call_blinks_without_ring_back_and_outgoing_api_call_rings_back
     state(rig, "In-1", "Calling")
     assert rig.intercom.state == CALLING and not rig.ringback.playing
     state(rig, "In-1", "Terminated")
-    rig.intercom.on_call_state({"CallId": "Out-9", "CallState": "Calling", "Reason": "Initiated",
-                                "Direction": "Outgoing"})
+    rig.call_state("Out-9", "Calling", "Initiated", "Outgoing")
     assert rig.ringback.playing
 
 
@@ -151,6 +150,7 @@ def test_supervisor_forms_press_door_open_status_and_positional_events():
     rig = Rig()
     done = rig.intercom.press()                           # the CLI's press: no GPIO involved
     assert done == {"Action": "Call", "To": "sip:desk@127.0.0.1", "CallId": "Out-1"}
+    rig.calls.set("Out-1", "Active")
     rig.intercom.on_call_state("Out-1", "Active", "AcceptedByRemote")
     rig.intercom.on_dtmf("open", "Out-1")
     st = rig.intercom.status()

@@ -25,7 +25,7 @@ def test_invariants(seq):
         if kind == "press":
             rig.press(hold_s=0.05 + step[1])
         elif kind == "state":
-            rig.intercom.on_call_state({"CallId": step[1], "CallState": step[2], "Reason": ""})
+            rig.call_state(step[1], step[2])
         elif kind == "dtmf":
             rig.intercom.on_dtmf({"DTMFEventId": step[1], "CallId": "Out-1"})
         elif kind == "open":

@@ -6,6 +6,7 @@ import time
 
 from daemon.hwconfig import ButtonConfig, GpioConfig, InputConfig, LedConfig, OutputConfig, RelayConfig
 from daemon.intercom import ACTIVE, CALLING, Intercom
+from daemon.sip.calls import LiveCalls
 from hw.backends import open_lines
 from hw.gpio import Bias, Button, Led, Relay
 from hw.timers import TimerQueue
@@ -46,7 +47,8 @@ def test_button_call_dtmf_relay_on_real_lines():
     timers = TimerQueue()
     sip, events = FakeSip(), []
     led, relay = Led(lines, timers), Relay(lines, timers)
-    intercom = Intercom(sip=sip, scheduler=timers, button=Button(lines), led=led, relay=relay,
+    calls = LiveCalls()
+    intercom = Intercom(sip=sip, scheduler=timers, button=Button(lines), led=led, relay=relay, calls=calls,
                         ringback=FakeRingback(), emit=lambda t, d: events.append((t, d)),
                         button_cfg=ButtonConfig(recipient="sip:desk@127.0.0.1"),
                         led_cfg=LedConfig(100, 100), relay_cfg=RelayConfig(400, ("open",)))
@@ -61,6 +63,7 @@ def test_button_call_dtmf_relay_on_real_lines():
         assert intercom.state == CALLING
         seen = set()
         assert loop.run_until(lambda: seen.add(sim(led_off, "value")) or seen == {"0", "1"})  # blinking
+        calls.set("Out-1", "Active")
         intercom.on_call_state({"CallId": "Out-1", "CallState": "Active", "Reason": "AcceptedByRemote"})
         assert intercom.state == ACTIVE and sim(led_off, "value") == "1"
         intercom.on_dtmf({"DTMFEventId": "open", "CallId": "Out-1"})
