@@ -26,14 +26,17 @@ PEER_MAX_SECONDS = 900   # safety net only: fixtures stop every peer at teardown
 
 # ---- ports ------------------------------------------------------------------------------------------
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
+    """A port free for both UDP and TCP on 127.0.0.1, with the next one free for TCP (baresip's
+    SIP/TLS listener takes the SIP port + 1)."""
     for _ in range(100):
         port = random.randint(20000, 59000)
         try:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
-                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t1:
                 u.bind(("127.0.0.1", port))
                 t.bind(("127.0.0.1", port))
+                t1.bind(("127.0.0.1", port + 1))
             return port
         except OSError:
             continue
