@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from daemon.sip.engine import INCOMING_ACK_WAIT_S
+from daemon.sip.admission import INCOMING_ACK_WAIT_S
 from tests.raw_sip import SDP
 from tests.sip_peers import baresip_factory, wait_until  # noqa: F401  (fixture)
 from tests.stack_sip import enable_sip, start_station

@@ -39,6 +39,7 @@ from daemon.sip.accounts import (
     build_account_config,
     registrar_unreachable,
 )
+from daemon.sip.admission import INCOMING_ACK_WAIT_S, CallRate, oldest_unconfirmed, suspect_host
 from daemon.sip.calls import ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord, end_reason, new_call_id
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.stun import StunCheck
@@ -66,20 +67,6 @@ REBIND_RETRY_S = 0.1
 ACCOUNT_DELETE_WAIT_S = 1.0
 IDLE_POLL_MS = 1000        # nothing of ours is due: sleep until SIP traffic, a pjsip timer or a wake-up
 BUSY_POLL_MS = 100         # calls, DTMF matchers or retries: our own timers need a look this often
-# An incoming call we answered must be confirmed by the caller's ACK. A real phone ACKs within
-# milliseconds (seconds with packet loss: 200 OK is retransmitted at 0.5, 1, 2, 4 s); an INVITE
-# whose Via points nowhere never is, and pjsip keeps such a call until its ACK and BYE timeouts
-# (about a minute). Our record of it ends after this, and a new caller may take its place before.
-INCOMING_ACK_WAIT_S = 8.0
-# A host with a call still unconfirmed after this long gets no new call answered until that call is
-# confirmed or dropped: it sends INVITEs it never ACKs. (A phone that does ACK is never held back,
-# even making several calls at once.)
-UNCONFIRMED_SUSPECT_S = 1.0
-# New calls per second. Every call registers two sockets (RTP, RTCP) with pjlib's select()
-# ioqueue, which holds each closed one for 500 ms before reuse. With pjlib's 64 slots (PyPI's wheel)
-# ~30 calls in half a second aborted the process; our build has 512 slots and fails a call instead
-# of aborting (tests/test_call_flood.py). A door station never needs more than a few calls a second.
-CALL_RATE_PER_SECOND = 8
 
 
 @dataclasses.dataclass
@@ -150,7 +137,7 @@ class SipEngine:
         self._rebind: _Rebind | None = None
         self._deferred: list[tuple] = []                 # new calls waiting for a pending rebind
         self._doomed: list[_Doomed] = []
-        self._call_starts: list[float] = []              # monotonic times of recent new calls
+        self._call_rate = CallRate()
 
     # ==== lifecycle (any thread) =================================================================
     def start(self, timeout: float = 10.0) -> None:
@@ -776,9 +763,8 @@ class SipEngine:
         if len(self._calls) >= cfg.max_calls:
             raise EngineError(f"too many calls in progress (limit {cfg.max_calls})")
         now = time.monotonic()
-        self._call_starts = [t for t in self._call_starts if now - t < 1.0]
-        if len(self._call_starts) >= CALL_RATE_PER_SECOND:
-            raise EngineError(f"too many new calls: at most {CALL_RATE_PER_SECOND} per second")
+        if not self._call_rate.allows(now):
+            raise EngineError(f"too many new calls: at most {self._call_rate.per_second} per second")
         to = (to or "").strip()
         if not to.lower().startswith(("sip:", "sips:")) or self._lib.utilVerifySipUri(to) != 0:
             raise EngineError(f"not a SIP URI: {to[:100]}")
@@ -789,7 +775,7 @@ class SipEngine:
         info_uri = slot.pj_account.getInfo().uri
         rec = self._new_record("Outgoing", acc.id, cb.bare_uri(info_uri), to, call_id)
         call = cb.EngineCall(slot.pj_account, rec.call_id, self._sink, self._log)
-        self._call_starts.append(now)
+        self._call_rate.started(now)
         self._calls[rec.call_id] = rec
         self._pjcalls[rec.call_id] = call
         try:
@@ -884,7 +870,7 @@ class SipEngine:
             why, code = "incoming calls are not allowed", 603
         elif not access_allows(rec.remote_uri, cfg.access_list, cfg.access_list_policy, cfg.apply_access_list):
             why, code = "caller refused by the access list", 403
-        elif self._unconfirmed_from(rec.peer_host, rec.call_id):
+        elif suspect_host(self._calls.values(), rec.peer_host, rec.call_id, self._clock()):
             # a host sending INVITEs that it never ACKs (a Via pointing nowhere) holds the slots of
             # what it sent in its first second, not all of them for a minute
             why, code = f"a call from {rec.peer_host} is still waiting for its ACK", 486
@@ -911,21 +897,12 @@ class SipEngine:
             if rec.call_id in self._calls:
                 self._finish(rec.call_id, 500)
 
-    def _unconfirmed_from(self, host: str, newcomer: str) -> bool:
-        """Has `host` a call answered more than UNCONFIRMED_SUSPECT_S ago and still not ACKed?"""
-        late = self._clock() + INCOMING_ACK_WAIT_S - UNCONFIRMED_SUSPECT_S    # deadline set at answer
-        return bool(host) and any(cid != newcomer and r.direction == "Incoming" and r.state == CALLING
-                                  and r.calling_deadline is not None and r.calling_deadline < late
-                                  and r.peer_host == host for cid, r in self._calls.items())
-
     def _evict_unconfirmed(self, newcomer: str) -> bool:
         """At the call limit, an incoming call answered but never confirmed (no ACK: a spoofed or
         unreachable caller) gives its slot to a new caller. Confirmed calls are never evicted."""
-        waiting = [r for cid, r in self._calls.items() if cid != newcomer and r.direction == "Incoming"
-                   and r.state == CALLING and r.calling_deadline is not None]
-        if not waiting:
+        oldest = oldest_unconfirmed(self._calls.values(), newcomer)
+        if oldest is None:
             return False
-        oldest = min(waiting, key=lambda r: r.calling_deadline or 0.0)
         self._log.warning("incoming call %s from %s never confirmed: dropped for a new caller",
                           oldest.call_id, oldest.remote_uri[:100])
         self._drop_unconfirmed(oldest)
