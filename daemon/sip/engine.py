@@ -41,6 +41,7 @@ from daemon.sip.accounts import (
 )
 from daemon.sip.admission import INCOMING_ACK_WAIT_S, CallRate, oldest_unconfirmed, suspect_host
 from daemon.sip.calls import ACTIVE, CALLING, TERMINATED, TERMINATING, CallHistory, CallRecord, end_reason, new_call_id
+from daemon.sip.codecs import CodecPriorities
 from daemon.sip.config import AccountConfig, EngineConfig
 from daemon.sip.stun import StunCheck
 from daemon.sip.transports import Missing, SipTransports
@@ -129,11 +130,11 @@ class SipEngine:
         self._calls: dict[str, CallRecord] = {}          # live records by CallId
         self._pjcalls: dict[str, cb.EngineCall] = {}     # pjsua2 Call objects, until DISCONNECTED
         self._failovers: set[str] = set()
-        self._default_codec_priorities: dict[str, int] | None = None
         self._ids = itertools.count(1)                   # CallId counter; next() is atomic, any thread
         self._waker = Waker()
         self._transports = SipTransports(lambda: self._lib, self._waker, log)
         self._stun = StunCheck(lambda: self._lib, log, clock)
+        self._codecs = CodecPriorities(lambda: self._lib)
         self._rebind: _Rebind | None = None
         self._deferred: list[tuple] = []                 # new calls waiting for a pending rebind
         self._doomed: list[_Doomed] = []
@@ -189,7 +190,7 @@ class SipEngine:
         self._wait(self.apply_async(config), timeout)
 
     def supported_codecs_async(self) -> concurrent.futures.Future:
-        return self.submit(self._supported_codecs)
+        return self.submit(self._codecs.supported)
 
     def supported_codecs(self, timeout: float = DEFAULT_TIMEOUT) -> list[dict]:
         return self._wait(self.supported_codecs_async(), timeout)
@@ -572,12 +573,10 @@ class SipEngine:
                 self._accounts[acc.id].config = acc   # DTMF / MaxCallDuration / IsDefault: no re-create
         self._sync_nat()
         self._set_default_account(new)
-        if new.codecs != old.codecs or not self._accounts_codecs_applied:
-            self._apply_codecs(new.codecs)
+        if new.codecs != old.codecs or not self._codecs.applied:
+            self._codecs.apply(new.codecs)
         self._publish_accounts()
         return None
-
-    _accounts_codecs_applied = False
 
     @staticmethod
     def _account_key(cfg: EngineConfig, acc: AccountConfig) -> tuple:
@@ -666,37 +665,6 @@ class SipEngine:
                 slot.pj_account.setDefault()
             except pj.Error as e:
                 self._log.warning("setDefault %s: %s", default.id, e.reason)
-
-    def _apply_codecs(self, priorities: tuple[tuple[str, int | None], ...]) -> None:
-        infos = list(self._lib.codecEnum2())
-        if self._default_codec_priorities is None:
-            # The stack's default order (its enumeration order; several codecs tie at 128, and
-            # re-setting equal priorities does not keep their order): strictly decreasing values.
-            self._default_codec_priorities = {
-                ci.codecId: (200 - i if ci.priority > 0 else 0) for i, ci in enumerate(infos)}
-        if not priorities:     # back to the stack's defaults
-            for codec_id, prio in self._default_codec_priorities.items():
-                self._lib.codecSetPriority(codec_id, prio)
-        else:
-            for ci in infos:
-                self._lib.codecSetPriority(ci.codecId, 0)
-            prio = 254
-            for name, rate in priorities:
-                for ci in infos:
-                    c_name, c_rate = ci.codecId.split("/")[:2]
-                    if c_name.lower() == name.lower() and (rate is None or int(c_rate) == rate):
-                        self._lib.codecSetPriority(ci.codecId, max(prio, 1))
-                prio -= 1
-        self._accounts_codecs_applied = True
-
-    def _supported_codecs(self) -> list[dict]:
-        out, seen = [], set()
-        for ci in self._lib.codecEnum2():
-            name, rate = ci.codecId.split("/")[:2]
-            if (name, rate) not in seen:
-                seen.add((name, rate))
-                out.append({"Name": name, "SampleRate": int(rate)})
-        return out
 
     def _publish_accounts(self) -> None:
         view = {}
