@@ -88,8 +88,9 @@ def kdf_runner():
     return lambda fn, *args: pool.apply(fn, args)
 
 
-def get_app() -> falcon.App:
-    """The production app, configured from the environment (gunicorn's entry point)."""
+def get_app() -> Callable:
+    """The production app, configured from the environment (gunicorn's entry point): the Falcon
+    app, wrapped so that a WebSocket upgrade can take its connection over."""
     from daemon.fileperms import private_umask
     private_umask()  # whatever the API creates in the state (the nonce secret, keys) is 0600
     state_dir = os.environ.get("DOORSTATION_STATE_DIR")
@@ -113,11 +114,15 @@ def get_app() -> falcon.App:
     if runner is not None:
         policy["run_blocking"] = runner
     authenticator = make_authenticator(state_dir, **policy)
+    from daemon.api.wsevents.stream import with_websockets
+    from daemon.api.wsevents.wiring import websocket_parts
+    authenticator, ws_routes = websocket_parts(state_dir, socket_path, limits, authenticator)
     redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
-    return create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
-                      extra_routes={"/api/events": LongPollGate(EventsResource(control),
+    app = create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
+                     extra_routes={"/api/events": LongPollGate(EventsResource(control),
                                                                 limits.max_longpolls_per_user,
                                                                 limits.max_longpolls),
-                                    "/api/door/open": DoorOpenResource(control),
-                                    "/api/door/bindings": DoorBindingsResource(control),
-                                    **axis_routes(control, state_dir)})
+                                   "/api/door/open": DoorOpenResource(control),
+                                   "/api/door/bindings": DoorBindingsResource(control),
+                                   **axis_routes(control, state_dir), **ws_routes})
+    return with_websockets(app)

@@ -32,6 +32,9 @@ class Limits:
     max_longpolls_per_user: int = 8     # concurrent GET /api/events?wait=... of one user
     max_longpolls: int = 128            # ... of all users; below the control pool's 256
                                         # connections, so short requests always find one
+    max_event_streams: int = 64         # WebSocket event streams, all addresses together
+    max_event_streams_per_address: int = 8
+    event_stream_queue: int = 256       # messages waiting for one stream; full: it is dropped
 
     ENV_PREFIX = "DOORSTATION_"
 
@@ -64,9 +67,9 @@ class BodyTimeout(Exception):
     purpose: gunicorn logs socket errors with a traceback, and a slow client is not a server fault."""
 
 
-def too_many_connections(addr: str) -> VapixFault:
+def too_many_connections(addr: str, what: str = "connections") -> VapixFault:
     return VapixFault("env:Receiver", "ter:Action", "ter:TooManyConnections",
-                      f"Too many open connections from {addr[:64]}", http_status=429)
+                      f"Too many open {what} from {addr[:64]}", http_status=429)
 
 
 def station_busy(what: str = "connections") -> VapixFault:

@@ -58,6 +58,11 @@ class DeadlineSocket:
         self.tls = False                # served on an HTTPS listener (set by the worker)
         sock.settimeout(send_timeout)
 
+    @property
+    def raw(self) -> socket.socket:
+        """The socket itself, for a connection taken over by a WebSocket stream."""
+        return self._sock
+
     def flush(self) -> None:
         if self._head:
             head, self._head = self._head, b""

@@ -3,7 +3,7 @@
     getApiList             every API this station really implements: id, name, version, docLink
     getSupportedVersions   (answered by JsonApiResource for every API)
 
-Only what works is listed. The event streams (websocket, RTSP) are not listed until they exist.
+Only what works is listed. The RTSP event stream has no API id of its own.
 """
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ APIS = [
     {"id": "param-cgi", "version": "1.0", "name": "Legacy Parameter Handling"},
     # The VAPIX Call service at /vapix/call (param.cgi also says so: Properties.API.SIP.*).
     {"id": "sip", "version": "2.0", "name": "Call service"},
+    # ws(s)://HOST/vapix/ws-data-stream?sources=events (daemon/api/wsevents/)
+    {"id": "event-streaming-over-websocket", "version": "1.0", "name": "Event streaming over WebSocket"},
 ]
 
 

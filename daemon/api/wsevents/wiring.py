@@ -1,0 +1,32 @@
+"""Builds the WebSocket event stream's parts for daemon.api.app.get_app()."""
+from __future__ import annotations
+
+import logging
+import os
+
+from daemon.api.limits import ConnectionCounter, Limits
+from daemon.api.wsevents import stream, tokens
+from daemon.api.wsevents.hub import WsEventHub
+
+
+def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: Limits, authenticator):
+    """(the middleware to use in place of `authenticator`, {path: resource}). The hub has its own
+    control-socket client: its one long-poll never takes a connection of the API's pool."""
+    from daemon.api.auth import StoreUserLookup
+    from daemon.control.client import ControlClient
+
+    lookup = StoreUserLookup(state_dir)
+
+    def user_role(name: str) -> str | None:
+        record = lookup(name)
+        return record.role if record is not None else None
+
+    issued = tokens.WsSessionTokens()
+    log = logging.getLogger("doorstation.api.ws")
+    hub = WsEventHub(ControlClient(control_socket, timeout=10.0, max_connections=2), log)
+    counter = ConnectionCounter(limits.max_event_streams, limits.max_event_streams_per_address)
+    middleware = tokens.TokenOrHeaderAuth(authenticator, issued, stream.PATH, user_role)
+    return middleware, {
+        stream.PATH: stream.WsEventStreamResource(hub, counter, limits.event_stream_queue, log),
+        "/axis-cgi/wssession.cgi": tokens.WsSessionResource(issued),
+    }
