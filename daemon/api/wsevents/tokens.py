@@ -18,7 +18,6 @@ from typing import Callable
 
 import falcon
 
-from daemon.api.auth import AuthUser, UserStoreUnavailable, _add_header_line
 from daemon.faults import VapixFault, unavailable
 
 TOKEN_LIFETIME = 15.0
@@ -26,6 +25,17 @@ MAX_TOKENS = 256               # outstanding tokens in one process
 MAX_TOKENS_PER_USER = 16
 TOKEN_DIGITS = 19
 QUERY_PARAM = "wssession"
+
+
+@dataclass(frozen=True)
+class TokenUser:
+    """The user a token stands for (the same fields as daemon.api.auth.AuthUser)."""
+    name: str
+    role: str
+
+
+class UserDatabaseDown(Exception):
+    """The user lookup could not reach the user database (answered 503)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class WsSessionTokens:
         self._tokens: dict[str, _Issued] = {}
         self._lock = threading.Lock()
 
-    def issue(self, user: AuthUser) -> str | None:
+    def issue(self, user: TokenUser) -> str | None:
         """A new token for `user`, or None when too many are outstanding."""
         now = self._clock()
         with self._lock:
@@ -54,7 +64,7 @@ class WsSessionTokens:
             self._tokens[token] = _Issued(user.name, user.role, now + self.lifetime)
             return token
 
-    def redeem(self, token: str) -> AuthUser | None:
+    def redeem(self, token: str) -> TokenUser | None:
         """The user the token was issued to, once; None when unknown, used or expired."""
         if not (token.isascii() and token.isdigit() and len(token) == TOKEN_DIGITS):
             return None
@@ -64,7 +74,7 @@ class WsSessionTokens:
             issued = self._tokens.pop(found, None) if found is not None else None
         if issued is None or issued.expires < now:
             return None
-        return AuthUser(issued.user, issued.role)
+        return TokenUser(issued.user, issued.role)
 
     def _prune(self, now: float) -> None:
         for token in [k for k, t in self._tokens.items() if t.expires < now]:
@@ -115,7 +125,7 @@ class TokenOrHeaderAuth:
         user = self.tokens.redeem(token)
         try:
             current = self._user_role(user.name) if user is not None else None
-        except UserStoreUnavailable:
+        except UserDatabaseDown:
             fault = unavailable("The user database is not available")
             resp.status, resp.content_type, resp.media = 503, falcon.MEDIA_JSON, fault.to_dict()
             resp.complete = True
@@ -124,6 +134,7 @@ class TokenOrHeaderAuth:
             fault = VapixFault("env:Sender", "ter:NotAuthorized", "ter:AuthenticationFailed",
                                "The WebSocket session token is unknown, used or expired", http_status=401)
             resp.status, resp.content_type, resp.media = 401, falcon.MEDIA_JSON, fault.to_dict()
+            from daemon.api.auth import _add_header_line
             for name, value in self.authenticator.challenges(time.time()):
                 _add_header_line(resp, name, value)   # one line per challenge, as the API does
             resp.complete = True

@@ -12,13 +12,19 @@ from daemon.api.wsevents.hub import WsEventHub
 def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: Limits, authenticator):
     """(the middleware to use in place of `authenticator`, {path: resource}). The hub has its own
     control-socket client: its one long-poll never takes a connection of the API's pool."""
-    from daemon.api.auth import StoreUserLookup
     from daemon.control.client import ControlClient
 
-    lookup = StoreUserLookup(state_dir)
+    lookups: list = []
 
     def user_role(name: str) -> str | None:
-        record = lookup(name)
+        """The user's role now (None: no such user); read when a token is redeemed."""
+        from daemon.api.auth import StoreUserLookup, UserStoreUnavailable
+        if not lookups:
+            lookups.append(StoreUserLookup(state_dir))
+        try:
+            record = lookups[0](name)
+        except UserStoreUnavailable as e:
+            raise tokens.UserDatabaseDown(str(e)) from e
         return record.role if record is not None else None
 
     issued = tokens.WsSessionTokens()
