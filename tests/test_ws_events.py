@@ -21,6 +21,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests.harness import ADMIN, OPERATOR, VIEWER, Station, axis_hardware_toml, doorstation, free_port
+from tests.sip_peers import baresip_factory  # noqa: F401  (fixture)
+from tests.stack_sip import enable_sip, open_door_dtmf, wait_call_state
 
 pytestmark = pytest.mark.integration
 
@@ -335,3 +337,38 @@ def test_slow_reader_is_dropped_while_another_keeps_receiving(station):
         with pytest.raises(ConnectionClosed):      # the slow one finds its stream cut after what it had
             for _ in range(5000):
                 slow.recv(timeout=10)
+
+
+# ---------------------------------------------------------------------------------- a real call
+@pytest.mark.sip
+def test_call_and_dtmf_events_during_a_real_call(station, baresip_factory):  # noqa: F811
+    """Last in this module: it switches SIP on. One stream with the call topics, one with the
+    relays: a call to baresip, #1234# opens the door, the call ends."""
+    enable_sip(station)
+    event_id, _ = open_door_dtmf(station)
+    r = station.session().put(f"{station.url}/api/door/bindings", json={"DTMFEventIds": [event_id]}, timeout=10)
+    assert r.status_code == 200, r.text
+    bob = baresip_factory()
+    with ws(station, VIEWER) as calls, ws(station, VIEWER) as door:
+        configure(calls, {"topicFilter": "tnsaxis:Call//."})
+        configure(door, {"topicFilter": RELAY + "|tns1:Device/tnsaxis:IO//."})
+        assert notes(calls, 1) == [("tnsaxis:Call/State", {"Source": "DoorStation"}, {"CallState": "Idle"})]
+        assert len(notes(door, 4)) == 4
+        call_id = station.ok("Call", {"To": bob.aor})["CallId"]
+        wait_call_state(station, call_id, "Active")
+        bob.wait_event("CALL_ESTABLISHED")
+        assert bob.command("sndcode", "#1234#")["ok"]
+        assert notes(door, 2, timeout=15) == [(RELAY, {"RelayToken": "1"}, {"LogicalState": "active"}),
+                                              (RELAY, {"RelayToken": "1"}, {"LogicalState": "inactive"})]
+        station.ok("TerminateCall", {"CallId": call_id})
+        got = notes(calls, 7, timeout=15)
+        flow = [(t, d.get("Reason") or d.get("CallState") or ("DTMF" if t.endswith("DTMF") else "?"))
+                for t, _, d in got]
+        assert flow == [("tnsaxis:Call/StateChange", "Initiated"), ("tnsaxis:Call/State", "Calling"),
+                        ("tnsaxis:Call/StateChange", "AcceptedByRemote"), ("tnsaxis:Call/State", "Active"),
+                        ("tnsaxis:Call/DTMF", "DTMF"),
+                        ("tnsaxis:Call/StateChange", "Terminated"), ("tnsaxis:Call/State", "Idle")]
+        assert got[4][1] == {"DTMFEventId": event_id} and got[4][2] == {"CallId": call_id}
+        assert got[0][2]["CallId"] == call_id and got[0][2]["RemoteURI"].startswith("sip:bob@")
+        nothing_more(calls)
+        nothing_more(door)             # nothing of the call on the other stream
