@@ -45,6 +45,8 @@ def station(tmp_path_factory):
     st.https_port = https
     yield st
     st.stop()
+    output = "".join(st.output)
+    assert "Traceback" not in output and "Error handling request" not in output, output[-4000:]
 
 
 def basic(user) -> dict:
@@ -87,9 +89,22 @@ def nothing_more(conn, wait: float = 0.5) -> None:
         conn.recv(timeout=wait)
 
 
-def press(station) -> None:
+def press(station, hang_up: bool = True) -> None:
+    """A button press; it rings the VMS (hardware.toml's default recipient, VMS_CALL): that call is
+    ended again unless the test wants to see it, so every test starts with no call."""
     done = doorstation("press", state_dir=station.state_dir)
     assert done.returncode == 0, done.stderr
+    if hang_up:
+        end_calls(station)
+
+
+def end_calls(station) -> None:
+    deadline = time.monotonic() + 10
+    while calls := [c for c in station.ok("GetCallStatuses", {})["CallStatus"] if c["CallState"] != "Terminated"]:
+        assert time.monotonic() < deadline, calls
+        for call in calls:
+            station.call("TerminateCall", {"CallId": call["CallId"]})
+        time.sleep(0.1)
 
 
 def open_door(station) -> None:
@@ -105,13 +120,22 @@ def test_discovery_lists_the_api(station):
     assert ids["event-streaming-over-websocket"] == "1.0"
 
 
-def test_initial_states_then_a_press(station):
+def test_initial_states_then_a_press_that_rings(station):
     with ws(station, VIEWER) as conn:
-        answer = configure(conn, {"topicFilter": "tns1:Device/tnsaxis:IO//."}, context="io")
+        answer = configure(conn, {"topicFilter": "tns1:Device/tnsaxis:IO//.|tnsaxis:Call//."}, context="io")
         assert answer == {"apiVersion": "1.0", "context": "io", "method": "events:configure", "data": {}}
-        assert notes(conn, 2) == [(IO, {"port": "0"}, {"state": "0"}), (IO, {"port": "2"}, {"state": "0"})]
-        press(station)
-        assert notes(conn, 2) == [(IO, {"port": "0"}, {"state": "1"}), (IO, {"port": "0"}, {"state": "0"})]
+        assert notes(conn, 3) == [(IO, {"port": "0"}, {"state": "0"}), (IO, {"port": "2"}, {"state": "0"}),
+                                  ("tnsaxis:Call/State", {"Source": "DoorStation"}, {"CallState": "Idle"})]
+        press(station, hang_up=False)
+        got = notes(conn, 4)
+        assert [got[0], got[2], got[3]] == [(IO, {"port": "0"}, {"state": "1"}),
+                                            ("tnsaxis:Call/State", {"Source": "DoorStation"}, {"CallState": "Calling"}),
+                                            (IO, {"port": "0"}, {"state": "0"})]
+        assert got[1][0] == "tnsaxis:Call/StateChange" and got[1][2]["Reason"] == "Initiated"
+        assert got[1][2]["RemoteURI"] == "VMS_CALL"
+        end_calls(station)
+        got = notes(conn, 2)
+        assert got[0][2]["Reason"] == "Terminated" and got[1][2] == {"CallState": "Idle"}
         nothing_more(conn)
 
 
