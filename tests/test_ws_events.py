@@ -212,6 +212,14 @@ def test_no_credentials_is_401_with_challenges(station):
     assert refused(station, user=("admin", "wrong")).response.status_code == 401
 
 
+def test_not_an_upgrade_or_another_source(station):
+    s = station.session(VIEWER)
+    for method in (s.get, s.head):
+        r = method(f"{station.url}{PATH}?sources=events", timeout=10)
+        assert r.status_code == 426 and r.headers["Sec-WebSocket-Version"] == "13"
+    assert refused(station, query="sources=video").response.status_code == 400
+
+
 def test_digest_authentication(station):
     e = refused(station, user=None)
     challenge = next(c for c in e.response.headers.get_all("WWW-Authenticate") if "algorithm=MD5" in c)

@@ -97,6 +97,12 @@ class WsEventStreamResource:
         finally:
             self.counter.release(peer)
 
+    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Not an upgrade (and not the GET of daemon.api.app.with_head: a HEAD never streams)."""
+        _reply(resp, VapixFault("env:Sender", "ter:InvalidArgs", "ter:MalformedRequest",
+                                "A WebSocket upgrade is a GET", http_status=426))
+        resp.set_header("Sec-WebSocket-Version", "13")
+
     def _check_request(self, req: falcon.Request) -> str:
         sources = [s.strip() for s in (req.get_param("sources") or "").split(",") if s.strip()]
         if sources != ["events"]:
