@@ -404,3 +404,43 @@ def test_call_and_dtmf_events_during_a_real_call(station, baresip_factory):  # n
         assert got[0][2]["CallId"] == call_id and got[0][2]["RemoteURI"].startswith("sip:bob@")
         nothing_more(calls)
         nothing_more(door)             # nothing of the call on the other stream
+
+
+# ---------------------------------------------------------------------------------- timeouts
+def test_configure_deadline_pings_and_idle_timeout(tmp_path):
+    """Its own station with 2 s deadlines: no events:configure -> 1008; a client that answers
+    pings (the websockets library does) stays; one that never answers is closed after the idle
+    timeout."""
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "hardware.toml").write_text(axis_hardware_toml(400))
+    with Station(tmp_path / "state", extra_env={"DOORSTATION_EVENT_STREAM_CONFIGURE_TIMEOUT": "2",
+                                                "DOORSTATION_EVENT_STREAM_IDLE_TIMEOUT": "2"}) as st:
+        with ws(st) as conn:
+            with pytest.raises(ConnectionClosed) as closed:
+                conn.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        with ws(st) as conn:
+            configure(conn, {"topicFilter": IO})
+            notes(conn, 2)
+            time.sleep(5)                                   # pinged, answered: still there
+            assert configure(conn, {"topicFilter": RELAY})["data"] == {}
+        # by hand, a client that says nothing after its configure and never answers a ping
+        from wsproto.connection import Connection, ConnectionType
+        from wsproto.events import TextMessage
+        sock = socket.create_connection(("127.0.0.1", st.http_port), timeout=10)
+        key = base64.b64encode(b"0123456789abcdef").decode()
+        sock.sendall((f"GET {PATH}?sources=events HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Authorization: {basic(VIEWER)['Authorization']}\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 101 "), head
+        client = Connection(ConnectionType.CLIENT)
+        sock.sendall(client.send(TextMessage(json.dumps({"apiVersion": "1.0", "method": "events:configure",
+                                                         "params": {"eventFilterList": []}}))))
+        started = time.monotonic()
+        while sock.recv(65536):                           # the answer, pings, a close frame, then EOF
+            assert time.monotonic() - started < 10
+        assert 1.5 < time.monotonic() - started < 8
+        sock.close()

@@ -35,6 +35,8 @@ class Limits:
     max_event_streams: int = 64         # WebSocket event streams, all addresses together
     max_event_streams_per_address: int = 8
     event_stream_queue: int = 256       # messages waiting for one stream; full: it is dropped
+    event_stream_configure_timeout: float = 30.0   # s from the upgrade to the first events:configure
+    event_stream_idle_timeout: float = 60.0        # s without a frame from the client (ping at 1/3)
 
     ENV_PREFIX = "DOORSTATION_"
 

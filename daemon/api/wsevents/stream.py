@@ -9,11 +9,11 @@ events and back); one greenlet reads, one writes.
 
 Bounds (hostile LAN): streams per address and in total (429/503 before the upgrade), a bounded
 queue per stream (full: the stream is dropped, never waited for), client messages of at most
-MAX_MESSAGE bytes (1009), `events:configure` within CONFIGURE_TIMEOUT (1008), a ping every
-PING_INTERVAL and nothing heard for IDLE_TIMEOUT closes it, a write that cannot finish within
-WRITE_TIMEOUT drops it. The Origin header is never a credential: a browser page from another
-origin may only use a wssession token (which that page cannot read), not the browser's cached
-Digest/Basic credentials.
+MAX_MESSAGE bytes (1009), `events:configure` within CONFIGURE_TIMEOUT (1008), a ping after a
+third of IDLE_TIMEOUT with nothing to send and nothing heard for IDLE_TIMEOUT closes it (1001),
+a write that cannot finish within WRITE_TIMEOUT drops it. The Origin header is never a
+credential: a browser page from another origin may only use a wssession token (which that page
+cannot read), not the browser's cached Digest/Basic credentials.
 """
 from __future__ import annotations
 
@@ -40,9 +40,9 @@ from daemon.faults import VapixFault, invalid_arg, unavailable
 PATH = "/vapix/ws-data-stream"
 HANDLED_KEY = "doorstation.websocket.handled"
 MAX_MESSAGE = 65536           # bytes of one client message (an events:configure is far smaller)
-CONFIGURE_TIMEOUT = 30.0      # s from the upgrade to the first events:configure
-PING_INTERVAL = 20.0          # s of nothing to send before a ping
-IDLE_TIMEOUT = 60.0           # s without any frame from the client (pongs included)
+CONFIGURE_TIMEOUT = 30.0      # s from the upgrade to the first events:configure (Limits overrides)
+IDLE_TIMEOUT = 60.0           # s without any frame from the client, pongs included (Limits overrides);
+                              # a ping goes out after a third of it with nothing to send
 WRITE_TIMEOUT = 10.0          # s for one message to leave
 CLOSE_WAIT = 2.0              # s for our close frame to leave before the socket is shut
 READ_CHUNK = 4096
@@ -52,10 +52,12 @@ _STOP = object()
 
 class WsEventStreamResource:
     def __init__(self, hub: WsEventHub, counter: ConnectionCounter, queue_size: int,
-                 log: logging.Logger | None = None):
+                 log: logging.Logger | None = None, configure_timeout: float = CONFIGURE_TIMEOUT,
+                 idle_timeout: float = IDLE_TIMEOUT):
         self.hub = hub
         self.counter = counter
         self.queue_size = queue_size
+        self.timeouts = (configure_timeout, idle_timeout)
         self.log = log or logging.getLogger("doorstation.api.ws")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
@@ -90,7 +92,8 @@ class WsEventStreamResource:
                          f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode("ascii"))
             req.env[HANDLED_KEY] = True
             user = req.context.get("user")
-            StreamSession(raw, self.hub, self.log, peer, getattr(user, "name", "?"), self.queue_size).run()
+            StreamSession(raw, self.hub, self.log, peer, getattr(user, "name", "?"), self.queue_size,
+                          *self.timeouts).run()
         except OSError as e:
             req.env[HANDLED_KEY] = True
             self.log.info("event stream to %s ended: %s", peer, e)
@@ -146,8 +149,10 @@ def _reply(resp: falcon.Response, fault: VapixFault) -> None:
 class StreamSession:
     """One upgraded connection: the reader is the request's greenlet, the writer its own."""
 
-    def __init__(self, raw, hub: WsEventHub, log: logging.Logger, peer: str, user: str, queue_size: int):
+    def __init__(self, raw, hub: WsEventHub, log: logging.Logger, peer: str, user: str, queue_size: int,
+                 configure_timeout: float = CONFIGURE_TIMEOUT, idle_timeout: float = IDLE_TIMEOUT):
         self.raw = raw
+        self.configure_timeout, self.idle_timeout = configure_timeout, idle_timeout
         self.hub = hub
         self.log = log
         self.peer = peer
@@ -181,7 +186,7 @@ class StreamSession:
         parts: list[str] = []
         size = 0
         while self.stream.dropped is None:
-            wait = IDLE_TIMEOUT if self.configured else CONFIGURE_TIMEOUT - (time.monotonic() - started)
+            wait = self.idle_timeout if self.configured else self.configure_timeout - (time.monotonic() - started)
             data = None
             with gevent.Timeout(max(wait, 0.0), False):
                 data = self.raw.recv(READ_CHUNK)
@@ -237,7 +242,7 @@ class StreamSession:
         queue = self.stream.queue
         while self.stream.dropped is None:
             try:
-                item = queue.get(timeout=PING_INTERVAL)
+                item = queue.get(timeout=self.idle_timeout / 3)
             except gevent.queue.Empty:
                 item = Ping(b"")
             if item is _STOP:

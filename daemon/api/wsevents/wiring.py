@@ -33,6 +33,8 @@ def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: L
     counter = ConnectionCounter(limits.max_event_streams, limits.max_event_streams_per_address)
     middleware = tokens.TokenOrHeaderAuth(authenticator, issued, stream.PATH, user_role)
     return middleware, {
-        stream.PATH: stream.WsEventStreamResource(hub, counter, limits.event_stream_queue, log),
+        stream.PATH: stream.WsEventStreamResource(hub, counter, limits.event_stream_queue, log,
+                                                  limits.event_stream_configure_timeout,
+                                                  limits.event_stream_idle_timeout),
         "/axis-cgi/wssession.cgi": tokens.WsSessionResource(issued),
     }
