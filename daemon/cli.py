@@ -147,9 +147,14 @@ def cmd_run(args) -> int:
     host, port = args.http
     store = Store.open(state)
     try:
-        password = users.ensure_initial_admin(store)
+        # --first-use: no generated password; the web page asks for it (docs/web.md "First use")
+        password = None if args.first_use else users.ensure_initial_admin(store)
+        waiting_for_admin = not users.admin_exists(store)
     finally:
         store.close()
+    if waiting_for_admin:
+        print(f"No admin yet: open http://{bind_text(host, port)}/ from the local network and set the "
+              "admin password there; until then the API answers 503", flush=True)
     if password:
         print(f"Created user 'admin' with password: {password}")
         print("  (shown only this once; change it with: doorstation user add admin --role admin "
@@ -391,6 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sip-port", type=int, help="SIP port (written into the stored SIPConfiguration)")
     run.add_argument("--sip-bind", help="SIP bind address (default: loopback when --http is loopback, else all)")
     add_api_options(run)
+    run.add_argument("--first-use", action="store_true",
+                     help="do not generate an admin password: the web page at / asks for it "
+                          "(local network only) while no admin exists")
     run.add_argument("--rtsp", type=parse_hostport, metavar="HOST:PORT",
                      help="also serve the RTSP event stream there (554 on a real station; docs/events.md)")
     run.set_defaults(func=cmd_run)

@@ -191,6 +191,10 @@ def get_user(store: Store, name: str) -> UserRecord | None:
     return _row_to_record(row) if row else None
 
 
+def admin_exists(store: Store) -> bool:
+    return bool(_admin_count(store.conn))
+
+
 def ensure_initial_admin(store: Store, clock: Callable[[], float] = time.time) -> str | None:
     """If there is no user at all, create "admin" with a generated password and return that
     password (the caller shows it once; it is not stored anywhere). Otherwise return None."""

@@ -21,7 +21,7 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
                extra_routes: dict[str, object] | None = None, *,
                command_role: Callable[[str], str] | None = None,
                role_allows: Callable[[str, str], bool] | None = None,
-               redirect_to_https: int | None = None) -> falcon.App:
+               redirect_to_https: int | None = None, gate: object | None = None) -> falcon.App:
     """Build the app.
 
     control        object with request(command, args) -> dict (daemon.control.client.ControlClient)
@@ -31,11 +31,15 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     command_role, role_allows   the role check; default daemon.commands.lookup(name).role and
                    daemon.commands.role_allows (injected in unit tests)
     redirect_to_https   an HTTPS port: plain-HTTP requests get a 308 there before authentication
+    gate           middleware run before the authenticator (the web page's WebGate: first use,
+                   session cookies)
     """
     middleware: list[Any] = []
     if redirect_to_https is not None:
         from daemon.api.redirect import HttpsRedirect
         middleware.append(HttpsRedirect(redirect_to_https))
+    if gate is not None:
+        middleware.append(gate)
     if authenticator is not None:
         middleware.append(authenticator)
     app = falcon.App(middleware=middleware)
@@ -114,15 +118,18 @@ def get_app() -> Callable:
     if runner is not None:
         policy["run_blocking"] = runner
     authenticator = make_authenticator(state_dir, **policy)
+    from daemon.api.web import build_web
+    web = build_web(control, state_dir, authenticator)      # the page's gate wants the real Authenticator
     from daemon.api.wsevents.stream import with_websockets
     from daemon.api.wsevents.wiring import websocket_parts
     authenticator, ws_routes = websocket_parts(state_dir, socket_path, limits, authenticator)
     redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
     app = create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
+                     gate=web.gate,
                      extra_routes={"/api/events": LongPollGate(EventsResource(control),
                                                                 limits.max_longpolls_per_user,
                                                                 limits.max_longpolls),
                                    "/api/door/open": DoorOpenResource(control),
                                    "/api/door/bindings": DoorBindingsResource(control),
-                                   **axis_routes(control, state_dir), **ws_routes})
+                                   **axis_routes(control, state_dir), **ws_routes, **web.routes})
     return with_websockets(app)

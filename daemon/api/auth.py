@@ -366,6 +366,8 @@ class Authenticator:
 
     # -- falcon middleware -------------------------------------------------------------------
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if req.context.get("user") is not None or req.context.get("public"):
+            return  # the web page's gate: a session cookie (CSRF checked) or a page of its own
         addr = req.remote_addr or ""
         now = self._clock()
         credentials = parse_credentials(req.get_header("Authorization"))
@@ -401,6 +403,33 @@ class Authenticator:
                 log.warning("authentication from %s as %r blocked for %.0f s after repeated failures",
                             addr, name or "?", blocked)
         self._reply(resp, 401, _auth_fault(), self.challenges(now, stale=outcome == _STALE, basic=basic))
+
+    # -- the web page's login (daemon/api/web) ------------------------------------------------
+    def login(self, addr: str, name: str, password: str) -> tuple[AuthUser, UserRecord] | float | None:
+        """Check a name and password as Basic would, under the same failure limits: the user and
+        its record, None when wrong, or the seconds that name is refused from `addr` for now."""
+        now = self._clock()
+        if not NAME_RE.fullmatch(name or ""):
+            name = ""
+        with self._lock:
+            wait = self._limiter.blocked_for(addr, name, now)
+        if wait > 0:
+            return wait
+        outcome = self._basic(name, password, now)   # may raise UserStoreUnavailable
+        if isinstance(outcome, AuthUser):
+            with self._lock:
+                self._limiter.success(addr, outcome.name)
+            record = self._user(outcome.name, now)
+            if record is not None:
+                return outcome, record
+        with self._lock:
+            self._limiter.failure(addr, name, now)
+        return None
+
+    def current_record(self, name: str) -> UserRecord | None:
+        """The user as stored now (cached for USER_CACHE_TTL): a session checks its user is
+        still there with the same role and password."""
+        return self._user(name, self._clock())
 
     # -- challenge and replies -----------------------------------------------------------------
     def challenges(self, now: float, stale: bool = False, basic: bool = True) -> list[tuple[str, str]]:

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 RELAY_BINDINGS_KEY = "relay_dtmf_events"
 TOPIC_SIP_APPLIED = "doorstation:SIP/Applied"
+TOPIC_ACCOUNT_STATUS = "doorstation:SIP/AccountStatus"
 CALL_ANSWER_WAIT_S = 2.0      # Call waits this long for the INVITE; later failures come as events
 HANGUP_WAIT_S = 5.0
 SETTLE_WAIT_S = 2.0           # a status read waits this long for the configuration to be in force
@@ -53,6 +54,7 @@ class StationRuntime:
         self.store = store
         self.engine = engine
         self.sink = sink
+        self.started_at = time.time()   # the web page's uptime
         self.loop = loop
         self.log = log
         self.sip_port = sip_port
@@ -336,6 +338,8 @@ class StationRuntime:
             elif isinstance(event, AccountStatusChanged):
                 self.log.info("account %s: %s %s", event.account_id, event.status.get("Status"),
                               event.status.get("StatusText"))
+                # into the event log too: the web page shows registration changes as they happen
+                self.sink.emit(TOPIC_ACCOUNT_STATUS, {"SIPAccountId": event.account_id, **event.status})
         except Exception:
             self.log.exception("handling engine event %r failed", event)
 
@@ -370,6 +374,7 @@ class StationRuntime:
             "Hardware": hardware,
             "SIPConfiguration": dict(self.apply_status),
             "EngineHeartbeatAge": round(self.engine.heartbeat_age(), 3),
+            "StartedAt": self.started_at,
         }
 
     def door_open(self, cause: dict) -> dict:
