@@ -50,12 +50,14 @@ class Station:
 
     def __init__(self, state_dir: Path, http_port: int | None = None, sip_port: int | None = None,
                  extra_env: dict | None = None, netns: str | None = None, http_host: str = "127.0.0.1",
-                 extra_args: list[str] | None = None):
+                 extra_args: list[str] | None = None, with_users: bool = True):
         """`sip_port` given: passed as --sip-port (stored as SIPPort). Not given: a free port is
         picked for tests to configure through the API, and the stored default (5060) is kept.
         `netns`: run inside that network namespace (`ip netns exec`), serving HTTP on `http_host`,
         an address of the namespace the tests reach; SIP then listens on all its interfaces.
-        `extra_args`: more `doorstation run` options (e.g. --https HOST:PORT)."""
+        `extra_args`: more `doorstation run` options (e.g. --https HOST:PORT).
+        `with_users=False`: a fresh state gets no users (with --first-use: the web page's first use)."""
+        self.with_users = with_users
         self.state_dir = Path(state_dir)
         self.http_port = http_port or free_port()
         self.pass_sip_port = sip_port is not None
@@ -77,7 +79,7 @@ class Station:
 
     def start(self, timeout: float = 60) -> "Station":
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if not (self.state_dir / "doorstation.sqlite3").exists():
+        if self.with_users and not (self.state_dir / "doorstation.sqlite3").exists():
             self.add_users()
         env = {**os.environ, **self.extra_env, "PYTHONUNBUFFERED": "1"}
         self.proc = subprocess.Popen(

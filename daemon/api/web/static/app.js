@@ -191,8 +191,9 @@ function renderStatus() {
     for (const id of ["st-relay", "st-led", "st-button", "st-audio"]) setText(id, "no hardware configured");
   }
   const sip = status.SIPConfiguration || {};
-  setText("st-sip", sip.Error ? `not applied: ${sip.Error}` : (sip.State || sip.Applied ? "applied" : "–"),
-          sip.Error ? "bad" : "");
+  const sipState = { Applied: "in force", Applying: "being applied", NotApplied: "not applied yet", Failed: "failed" };
+  setText("st-sip", (sipState[sip.State] || sip.State || "–") + (sip.Error ? `: ${sip.Error}` : ""),
+          sip.State === "Failed" ? "bad" : "");
   setText("st-version", `doorstation ${status.Version}`);
   setText("st-uptime", status.Uptime == null ? "–" : duration(status.Uptime + since));
   const list = $("st-accounts");
@@ -240,7 +241,7 @@ function inWords(ev) {
     case "doorstation:Input": return `Input ${d.Input} ${d.Active ? "active" : "inactive"}`;
     case "doorstation:Output": return `Output ${d.Output} ${d.Active ? "on" : "off"}${d.User ? " by " + d.User : ""}`;
     case "doorstation:Intercom/CallFailed": return `Call to ${d.To} failed: ${d.Error}`;
-    case "doorstation:SIP/Applied": return d.Error ? `SIP settings not applied: ${d.Error}` : "SIP settings applied";
+    case "doorstation:SIP/Applied": return d.State === "Failed" ? `SIP settings failed: ${d.Error || "?"}` : "SIP settings in force";
     case "doorstation:SIP/AccountStatus": {
       const [text] = registration(d);
       return `SIP account ${d.SIPAccountId}: ${text}`;
@@ -506,7 +507,7 @@ function wireActions() {
     await vapix("Call", params);
   });
   $("hang-up").addEventListener("click", () => guarded($("call-form"), async () => {
-    const calls = ((await vapix("GetCallStatuses")).CallStatuses || [])
+    const calls = ((await vapix("GetCallStatuses")).CallStatus || [])
       .filter((c) => c.CallState === "Calling" || c.CallState === "Active" || c.CallState === "Ringing");
     for (const c of calls) await vapix("TerminateCall", { CallId: c.CallId });
     notice(calls.length ? "Hung up." : "There is no call to hang up.");
