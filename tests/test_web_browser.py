@@ -161,12 +161,11 @@ def test_status_calls_door_code_open_door_and_sip_account(tmp_path, browser, bar
         assert doorstation("press", state_dir=st.state_dir).returncode == 0
         wait_text(d, "event-list", "Call button pressed")
         wait_text(d, "st-call", f"Active to {bob.aor}")
-        wait_text(d, "st-led", "on") if False else None
         call_text = wait_text(d, "st-call", ", 00:00:0")            # with its duration, ticking
         assert "Active" in call_text
         bob.wait_event("CALL_ESTABLISHED")
         screenshot(d, "desktop", DESKTOP)
-        screenshot(d, "phone", PHONE)
+        screenshot(d, "phone", PHONE, height=1500)
         d.set_window_size(DESKTOP, 1000)
 
         # #1234# from baresip: the relay opens (seen on the page), the log says why
@@ -191,7 +190,8 @@ def test_status_calls_door_code_open_door_and_sip_account(tmp_path, browser, bar
         by_id(d, "confirm-yes").click()
         wait_text(d, "st-relay", "open (unlocked)")
         wait_text(d, "event-list", "Door opened by admin")
-        opened = [e for e in tail.poll(1) + tail.events if e["topic"] == "doorstation:Relay"
+        tail.poll(1)
+        opened = [e for e in tail.events if e["topic"] == "doorstation:Relay"
                   and e["data"].get("State") == "Unlocked" and e["data"].get("User") == "admin"]
         assert len(opened) == 1
 
@@ -203,10 +203,6 @@ def test_status_calls_door_code_open_door_and_sip_account(tmp_path, browser, bar
 
         # a SIP account at kamailio: saved through the form, its registration shown live
         fill(d, "acc-user", "door")
-        fill(d, "acc-registrar", "")
-        by_id(d, "account-form").submit()
-        wait(d, lambda d: text_of(d, "account-form-err") + text_of(d, "acc-registrar-err") != "",
-             what="the empty registrar refused") if False else None
         fill(d, "acc-registrar", f"127.0.0.1:{k.port}")
         fill(d, "acc-password", "door-secret")
         by_id(d, "account-form").submit()
@@ -233,7 +229,8 @@ def test_sip_settings_form_and_codec_order(tmp_path, browser):
         log_in(d, st, ADMIN)
         wait(d, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#codec-list li")) >= 2, what="the codecs")
         port, tls = free_sip_port(), free_sip_port()
-        by_id(d, "sip-enabled").click() if not by_id(d, "sip-enabled").is_selected() else None
+        if not by_id(d, "sip-enabled").is_selected():
+            by_id(d, "sip-enabled").click()
         fill(d, "sip-port", str(port))
         fill(d, "sip-tls-port", str(tls))
         by_id(d, "sip-form").submit()

@@ -96,13 +96,14 @@ def axe_violations(driver, source: str) -> list[dict]:
         ".catch(e => done([{id: 'axe-error', help: String(e), nodes: []}]));")
 
 
-def screenshot(driver, name: str, width: int) -> Path:
-    """The whole page at `width` CSS pixels, into docs/ when DOORSTATION_WEB_SCREENSHOTS=docs (the
-    README shows those), else next to the test's files."""
-    height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
-    driver.set_window_size(width, min(max(height, 600), 6000))
-    height = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
-    driver.set_window_size(width, min(max(height, 600), 6000))
+def screenshot(driver, name: str, width: int, height: int | None = None) -> Path:
+    """The page from its top at `width` CSS pixels (the whole page when `height` is None), into
+    docs/ when DOORSTATION_WEB_SCREENSHOTS=docs (the README shows those), else into $TMPDIR."""
+    driver.execute_script("document.activeElement && document.activeElement.blur(); window.scrollTo(0, 0)")
+    for _ in range(2):     # the height depends on the width (text wraps)
+        full = driver.execute_script("return Math.ceil(document.documentElement.scrollHeight)")
+        driver.set_window_size(width, min(max(height or full, 600), 6000))
+    driver.execute_script("window.scrollTo(0, 0)")
     target = (REPO / "docs" if os.environ.get("DOORSTATION_WEB_SCREENSHOTS") == "docs"
               else Path(os.environ.get("TMPDIR", "/tmp")))
     path = target / f"web-{name}.png"

@@ -234,7 +234,8 @@ function inWords(ev) {
     case "tnsaxis:Call/DTMF": return `Code entered on call ${d.CallId}: ${src.Name || src.DTMFEventId}`;
     case "doorstation:Relay": {
       if (d.State !== "Unlocked") return `Door locked (${d.Cause || "pulse ended"})`;
-      const by = d.api ? `by ${d.api}` : d.DTMFEventId || d.dtmf ? "by a door code" : d.Cause || "";
+      const who = d.User || d.api;
+      const by = d.Cause === "DTMF" ? "by a door code" : who ? `by ${who}` : d.Cause ? `(${d.Cause})` : "";
       return `Door opened ${by}`.trim();
     }
     case "doorstation:Button": return d.Action === "Call" ? `Call button pressed: calling ${d.To}` : `Call button: ${d.Action || "pressed"}`;
@@ -250,9 +251,17 @@ function inWords(ev) {
   }
 }
 
+const inputs = new Map();    // input name -> active, from the event log (the status has no list)
+
+function renderInputs() {
+  const parts = [...inputs].map(([name, active]) => `${name}: ${active ? "active" : "inactive"}`);
+  setText("st-inputs", parts.length ? parts.join(", ") : "no change seen yet");
+}
+
 function addEvents(events) {
   const list = $("event-list");
   for (const ev of events) {
+    if (ev.topic === "doorstation:Input") inputs.set(ev.data.Input, !!ev.data.Active);
     const li = document.createElement("li");
     const time = document.createElement("time");
     const when = new Date(ev.time * 1000);
@@ -262,6 +271,7 @@ function addEvents(events) {
     list.prepend(li);
   }
   while (list.children.length > MAX_EVENTS) list.lastChild.remove();
+  renderInputs();
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -311,7 +321,7 @@ function fillAccountSelects() {
     const first = id === "door-account" ? [] : [sel.options[0]];
     sel.replaceChildren(...first);
     for (const a of accounts) {
-      const label = `${a.Id}: ${a.UserId || "?"}${a.Registrar ? "@" + a.Registrar : " (peer-to-peer)"}`;
+      const label = a.Registrar ? `${a.Id}: ${a.UserId || "?"}@${a.Registrar}` : `${a.Id} (peer-to-peer)`;
       sel.append(new Option(label, a.Id));
     }
     if ([...sel.options].some((o) => o.value === keep)) sel.value = keep;
