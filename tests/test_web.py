@@ -174,3 +174,13 @@ def test_setup_refused_from_outside_the_local_network():
     r = client.simulate_post("/api/setup", json={"Password": "long-enough-1"}, remote_addr="203.0.113.7")
     assert r.status_code == 403 and "local network" in r.json["FaultReason"]
     assert control.requests == []
+
+
+def test_login_refused_over_plain_http_when_basic_is_https_only():
+    tried = []
+    session = SessionResource(SessionStore(lambda: 0.0), None, lambda *a: tried.append(a), lambda: True,
+                              password_over_http=False)
+    app = falcon.App()
+    app.add_route("/api/session", session)
+    r = falcon.testing.TestClient(app).simulate_post("/api/session", json={"User": "admin", "Password": "x" * 10})
+    assert r.status_code == 403 and "HTTPS" in r.json["FaultReason"] and tried == []

@@ -23,7 +23,8 @@ def build_web(control, state_dir: str | os.PathLike, authenticator) -> Web:
     presence = AdminPresence(state_dir)
     sessions = SessionStore(time.monotonic)
     session_auth = SessionAuth(sessions, authenticator.current_record)
-    session = SessionResource(sessions, session_auth, authenticator.login, presence)
+    session = SessionResource(sessions, session_auth, authenticator.login, presence,
+                              password_over_http=authenticator.basic_over_http)
     static = StaticResource()
     return Web(WebGate(presence, session_auth), {
         "/": static,

@@ -79,7 +79,9 @@ class StaticResource:
 
 
 class SessionResource:
-    def __init__(self, sessions: SessionStore, session_auth, login: Callable, admin_present: Callable[[], bool]):
+    def __init__(self, sessions: SessionStore, session_auth, login: Callable, admin_present: Callable[[], bool],
+                 password_over_http: bool = True):
+        self.password_over_http = password_over_http   # False with --no-basic-over-http
         self.sessions = sessions
         self.session_auth = session_auth
         self.login = login                   # Authenticator.login
@@ -103,6 +105,9 @@ class SessionResource:
         try:
             if not self.admin_present():
                 raise unavailable("Set the admin password first")
+            if not self.password_over_http and req.scheme != "https":
+                # the same policy as Basic: this station takes passwords only over TLS
+                raise not_authorized("Log in over HTTPS: this station accepts passwords only over HTTPS")
             body = _json_body(req)
             name, password = _text_field(body, "User", 64), _text_field(body, "Password", PASSWORD_MAX)
             outcome = self.login(req.remote_addr or "", name, password)
