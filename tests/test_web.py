@@ -53,6 +53,9 @@ def test_first_use_then_sessions_csrf_and_logout(first_use):
     refused = vapix(requests.Session(), st, "GetCallStatuses")
     assert refused.status_code == 503 and "No admin password is set yet" in refused.json()["FaultReason"]
     assert requests.get(f"{st.url}/api/events?after=0", timeout=15).status_code == 503
+    for path in ("/ui/app.js", "/ui/app.css", "/ui/index.html"):
+        assert requests.get(f"{st.url}{path}", timeout=15).status_code == 200
+    assert requests.get(f"{st.url}/ui/other.js", timeout=15).status_code == 503   # not a page file
     # 2. set-up: JSON only, the password's bounds named with its field, then once only
     form = requests.post(f"{st.url}/api/setup", data={"Password": ADMIN_PASSWORD}, timeout=15)
     assert form.status_code == 415

@@ -106,6 +106,12 @@ def test_first_use_login_keyboard_viewer_and_accessibility(tmp_path, browser):
         press(d, Keys.ENTER)
         wait(d, lambda d: visible(d, "app"), what="logged in by keyboard")
         tab_to(d, "open-door")           # every control is reachable with Tab
+        press(d, Keys.ENTER)             # the confirmation takes the focus; Escape cancels it
+        wait(d, lambda d: visible(d, "confirm"), what="the confirmation")
+        assert d.execute_script("return document.activeElement.closest('dialog') !== null")
+        press(d, Keys.ESCAPE)
+        wait(d, lambda d: not visible(d, "confirm"), what="the confirmation to close")
+        assert d.execute_script("return document.activeElement.id") == "open-door"
         tab_to(d, "acc-user")
         tab_to(d, "logout")
         press(d, Keys.ENTER)

@@ -17,7 +17,7 @@ from daemon.faults import VapixFault, not_authorized, unavailable
 
 PAGE_HEADER = "X-Doorstation-Page"     # sent by the page's script: answer 401 without a challenge
 PUBLIC_PATHS = frozenset({"/", "/api/session", "/api/setup"})
-STATIC_PREFIX = "/ui/"
+STATIC_PATHS = frozenset({"/ui/index.html", "/ui/app.js", "/ui/app.css"})   # resources.STATIC_FILES
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -76,7 +76,7 @@ class WebGate:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         path = req.path
-        if path in PUBLIC_PATHS or path.startswith(STATIC_PREFIX):
+        if path in PUBLIC_PATHS or path in STATIC_PATHS:   # exact paths: nothing else skips auth
             req.context.public = True         # these resources check what they need themselves
             return
         if not self.admin_present():
