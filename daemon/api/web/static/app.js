@@ -118,7 +118,10 @@ async function start() {
   }
 }
 
+let pageUsed = false;        // a session ended on this page: controls of its role were removed
+
 function sessionEnded() {
+  pageUsed = true;
   me = null;
   eventsGeneration += 1;
   show("login");
@@ -549,7 +552,8 @@ function wireSession() {
   bindForm($("login-form"), async (form) => {
     const s = await api("POST", "/api/session", { User: $("login-user").value, Password: $("login-password").value });
     form.reset();
-    loggedIn(s);
+    if (pageUsed) location.reload();   // a fresh page for the new session's role
+    else loggedIn(s);
   });
   $("logout").addEventListener("click", async () => {
     try { await api("DELETE", "/api/session"); } catch (err) { /* the session is gone either way */ }
