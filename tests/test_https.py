@@ -12,7 +12,7 @@ import pytest
 import requests
 from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 
-from tests.harness import ADMIN, VIEWER, Station, free_port
+from tests.harness import ADMIN, VIEWER, Station, doorstation, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -110,6 +110,10 @@ def test_api_command_as_the_systemd_unit_runs_it(tmp_path):
     from tests.harness import REPO
     http, https = free_port(), free_port()
     state = tmp_path / "state"
+    # an admin exists (without one the API is in first use and answers 503: docs/web.md)
+    added = doorstation("user", "add", "admin", "--role", "admin", "--password-stdin", state_dir=state,
+                        input="admin-secret-1\n")
+    assert added.returncode == 0, added.stderr
     proc = subprocess.Popen([sys.executable, "-m", "daemon.cli", "api", "--state-dir", str(state),
                              "--http", f"127.0.0.1:{http}", "--https", f"127.0.0.1:{https}",
                              "--http-redirect"], cwd=REPO, stdout=subprocess.DEVNULL,

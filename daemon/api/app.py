@@ -118,18 +118,21 @@ def get_app() -> Callable:
     if runner is not None:
         policy["run_blocking"] = runner
     authenticator = make_authenticator(state_dir, **policy)
-    from daemon.api.web import build_web
-    web = build_web(control, state_dir, authenticator)      # the page's gate wants the real Authenticator
+    gate, web_routes = None, {}
+    if hasattr(authenticator, "login"):   # the real Authenticator (unit tests inject a stand-in)
+        from daemon.api.web import build_web
+        web = build_web(control, state_dir, authenticator)   # before the WebSocket wrapper: it wants the real one
+        gate, web_routes = web.gate, web.routes
     from daemon.api.wsevents.stream import with_websockets
     from daemon.api.wsevents.wiring import websocket_parts
     authenticator, ws_routes = websocket_parts(state_dir, socket_path, limits, authenticator)
     redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
     app = create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
-                     gate=web.gate,
+                     gate=gate,
                      extra_routes={"/api/events": LongPollGate(EventsResource(control),
                                                                 limits.max_longpolls_per_user,
                                                                 limits.max_longpolls),
                                    "/api/door/open": DoorOpenResource(control),
                                    "/api/door/bindings": DoorBindingsResource(control),
-                                   **axis_routes(control, state_dir), **ws_routes, **web.routes})
+                                   **axis_routes(control, state_dir), **ws_routes, **web_routes})
     return with_websockets(app)
