@@ -23,6 +23,7 @@ from tests.web_browser import (
     by_id,
     chromium,
     fill,
+    page_errors,
     press,
     screenshot,
     tab_to,
@@ -134,6 +135,7 @@ def test_first_use_login_keyboard_viewer_and_accessibility(tmp_path, browser):
         assert d.find_elements(By.ID, "call-now") and d.find_elements(By.ID, "hang-up")
         for ident in ("open-door", "sip-form", "account-form", "door-form"):
             assert not d.find_elements(By.ID, ident), f"an operator sees #{ident}"
+        assert page_errors(d) == []       # no script error, nothing the CSP had to block
 
 
 def test_status_calls_door_code_open_door_and_sip_account(tmp_path, browser, baresip_factory, kamailio_factory):  # noqa: F811
@@ -227,6 +229,7 @@ def test_status_calls_door_code_open_door_and_sip_account(tmp_path, browser, bar
         by_id(d, "test-hang-up").click()
         wait_text(d, "test-result", "Hung up")
         wait_text(d, "st-call", "Idle")
+        assert page_errors(d) == []
 
 
 def test_sip_settings_form_and_codec_order(tmp_path, browser):
@@ -251,3 +254,4 @@ def test_sip_settings_form_and_codec_order(tmp_path, browser):
         wait_text(d, "notice", "Codec order saved")
         names = [c["Name"] for c in st.ok("GetAudioCodecs")["AudioCodec"]]
         assert names[:2] == [second, first]
+        assert page_errors(d) == []

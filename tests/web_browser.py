@@ -28,11 +28,19 @@ def chromium(width: int = DESKTOP, height: int = 1000) -> webdriver.Chrome:
                 "--disable-sync", "--disable-features=Translate,OptimizationHints,MediaRouter",
                 "--hide-scrollbars", "--lang=en-US"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})   # script errors, CSP reports
     # the distribution's driver, given by path: selenium's manager never downloads one
     driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
     driver.set_page_load_timeout(30)
     driver.set_script_timeout(60)
     return driver
+
+
+def page_errors(driver) -> list[str]:
+    """Script errors and Content-Security-Policy violations the browser logged since the last call
+    (an API answer of 4xx is logged too, as "Failed to load resource": expected, left out)."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
 
 
 def wait(driver, predicate, timeout: float = 20.0, what: str = "the page"):
