@@ -88,6 +88,13 @@ def test_first_use_login_keyboard_viewer_and_accessibility(tmp_path, browser):
         assert text_of(d, "who-name") == "admin (admin)"
         wait_text(d, "st-version", "doorstation")
         assert_accessible(d, axe, "status and set-up page (admin)")
+        # at phone width: one column, nothing wider than the screen, still no violations
+        d.set_window_size(PHONE, 900)
+        wait(d, lambda d: d.execute_script("return document.documentElement.scrollWidth") <= PHONE,
+             what="no horizontal scrolling at 390 px")
+        assert_accessible(d, axe, "admin page at phone width")
+        d.set_window_size(DESKTOP, 1000)
+        assert d.execute_script("return document.documentElement.scrollWidth") <= DESKTOP
         # log out; a wrong password is said next to the password field
         by_id(d, "logout").click()
         wait(d, lambda d: visible(d, "login"), what="the login form after log-out")
