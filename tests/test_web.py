@@ -187,3 +187,39 @@ def test_login_refused_over_plain_http_when_basic_is_https_only():
     app.add_route("/api/session", session)
     r = falcon.testing.TestClient(app).simulate_post("/api/session", json={"User": "admin", "Password": "x" * 10})
     assert r.status_code == 403 and "HTTPS" in r.json["FaultReason"] and tried == []
+
+
+def test_gate_accepts_a_session_and_wants_its_token_on_every_unsafe_method():
+    from daemon.api.web.gate import SessionAuth, WebGate
+    from daemon.users import UserRecord
+    records = {"ann": UserRecord("ann", "operator", "doorstation", "", "", "hash-1", 0.0)}
+    sessions = SessionStore(lambda: 0.0)
+    token, session = sessions.create("ann", "operator", "hash-1")
+    seen = []
+
+    class Echo:
+        def _reply(self, req, resp):
+            seen.append(req.context.get("user"))
+            resp.media = {"ok": True}
+        on_get = on_post = on_put = on_delete = _reply
+
+    app = falcon.App(middleware=[WebGate(lambda: True, SessionAuth(sessions, records.get))])
+    app.add_route("/x", Echo())
+    client = falcon.testing.TestClient(app)
+    cookie = {"Cookie": f"ds_session={token}"}
+    assert client.simulate_get("/x", headers=cookie).status_code == 200
+    assert seen[-1].name == "ann" and seen[-1].role == "operator"
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        r = client.simulate_request(method, "/x", headers=cookie)
+        assert r.status_code == 403 and "CSRF" in r.json["FaultReason"], method
+        r = client.simulate_request(method, "/x", headers={**cookie, "X-CSRF-Token": session.csrf})
+        assert r.status_code in (200, 405), method
+    # credentials in the request: the Authenticator's, the cookie is not looked at
+    seen.clear()
+    client.simulate_post("/x", headers={**cookie, "Authorization": "Digest username=\"x\""})
+    assert seen == [None]
+    # a changed role ends the session
+    records["ann"] = UserRecord("ann", "viewer", "doorstation", "", "", "hash-1", 0.0)
+    r = client.simulate_get("/x", headers={**cookie, "X-Doorstation-Page": "1"})
+    assert r.status_code == 401 and "WWW-Authenticate" not in r.headers
+    assert sessions.get(token) is None
