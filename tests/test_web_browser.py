@@ -157,6 +157,9 @@ def test_status_calls_door_code_open_door_and_sip_account(tmp_path, browser, bar
         log_in(d, st, ADMIN)
         wait_text(d, "st-relay", "locked")
         wait_text(d, "st-accounts", "peer-to-peer")
+        hardware = wait_text(d, "hw-config", "DOOR_LOCK")          # what hardware.toml configured
+        assert "CALL_BUTTON" in hardware and "CALL_LED" in hardware and "Microphone" in hardware
+        wait_text(d, "hw-ports", "Door relay")
 
         # the door code, through the page's one form (event, trigger, configuration, account, relay)
         fill(d, "door-code", "12x")

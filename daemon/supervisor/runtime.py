@@ -375,7 +375,21 @@ class StationRuntime:
             "SIPConfiguration": dict(self.apply_status),
             "EngineHeartbeatAge": round(self.engine.heartbeat_age(), 3),
             "StartedAt": self.started_at,
+            "HardwareConfig": self._hardware_config(),
         }
+
+    def _hardware_config(self) -> dict | None:
+        """What hardware.toml configured, for the web page's hardware section."""
+        if self.hardware is None:
+            return None
+        gpio, audio = self.hardware.gpio_config, self.hardware.audio_config
+        lines = {"call_button": gpio.call_button.line, "call_led": gpio.call_led.line,
+                 "door_relay": gpio.door_relay.line,
+                 **{name: c.line for name, c in gpio.inputs.items()},
+                 **{name: o.line for name, o in gpio.outputs.items()}}
+        return {"GPIOChip": None if gpio.simulated else gpio.chip, "Lines": lines,
+                "CaptureDevice": None if audio.simulated else audio.capture_device,
+                "PlaybackDevice": None if audio.simulated else audio.playback_device}
 
     def door_open(self, cause: dict) -> dict:
         if self.intercom is None:

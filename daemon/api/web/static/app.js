@@ -215,11 +215,28 @@ function renderStatus() {
   if (!list.children.length) list.append(Object.assign(document.createElement("li"), { textContent: "no SIP account" }));
 }
 
+function renderHardwareConfig() {
+  const dl = $("hw-config");
+  const cfg = status && status.HardwareConfig;
+  const rows = cfg ? [
+    ["GPIO chip", cfg.GPIOChip || "simulated"],
+    ...Object.entries(cfg.Lines || {}).map(([role, line]) => [role.replace(/_/g, " "), `line ${line}`]),
+    ["Microphone", cfg.CaptureDevice || "simulated"],
+    ["Speaker", cfg.PlaybackDevice || "simulated"],
+  ] : [["Configured", "no hardware (the station runs without GPIO and audio)"]];
+  dl.replaceChildren();
+  for (const [term, value] of rows) {
+    dl.append(Object.assign(document.createElement("dt"), { textContent: term }),
+              Object.assign(document.createElement("dd"), { textContent: String(value) }));
+  }
+}
+
 async function refreshStatus() {
   try {
     status = await api("GET", "/api/status");
     statusAt = performance.now();
     renderStatus();
+    renderHardwareConfig();
   } catch (err) {
     if (err.httpStatus !== 401) setText("st-call", err.message, "bad");
   }
@@ -502,10 +519,8 @@ async function loadHardware() {
       li.textContent = `Port ${p.port}: ${p.name || p.usage || ""} (${p.direction}, ${p.state})`;
       list.append(li);
     }
-    if (status && status.Hardware) {
-      $("hw-note").textContent = (status.Hardware.SimulatedGPIO ? "GPIO lines are simulated (no hardware.toml chip). " : "") +
-        (status.Hardware.SimulatedAudio ? "Audio is simulated." : "");
-    }
+    $("hw-note").textContent = "An invalid hardware.toml stops the station at start with a message naming the key, " +
+      "so a running station has no configuration errors to show.";
   } catch (err) {
     list.replaceChildren(Object.assign(document.createElement("li"), { textContent: err.message }));
   }
