@@ -105,6 +105,13 @@ class ByteFifo:
             out += bytes(n - len(out))
         return out
 
+    def drain(self) -> bytes:
+        """Everything buffered, emptying the FIFO (no padding)."""
+        with self._lock:
+            out = bytes(self._buf)
+            self._buf.clear()
+        return out
+
     def peek_all(self) -> bytes:
         with self._lock:
             return bytes(self._buf)
@@ -184,6 +191,37 @@ class RingbackTone:
         return bytes(out)
 
 
+# --- HTTP streams on the hub ------------------------------------------------------------------
+
+class StreamTap:
+    """One network stream's end at the hub: a bounded FIFO the media clock fills (microphone ->
+    receiver) or empties (transmitter -> speaker), plus its counters. `kind` is "receive" or
+    "transmit". A transmitter is only mixed once audio has arrived (`started`), so the wait for
+    its first bytes is not counted as underruns."""
+
+    def __init__(self, stream_id: int, kind: str, capacity: int) -> None:
+        self.stream_id = stream_id
+        self.kind = kind
+        self.fifo = ByteFifo(capacity)
+        self.started = False
+        self.frames = 0
+        self.dropped_bytes = 0      # receive: audio the network side could not take in time
+
+    def stats(self) -> dict[str, Any]:
+        f = self.fifo
+        return {"Id": self.stream_id, "Kind": self.kind, "Frames": self.frames,
+                "Underruns": f.underruns, "Overruns": f.overruns,
+                "DroppedBytes": f.dropped_bytes + self.dropped_bytes, "Level": len(f)}
+
+
+def mix_into(acc: array.array, pcm: bytes) -> None:
+    """acc += pcm (S16), saturating. Pure Python over one 20 ms frame (320 samples at 16 kHz)."""
+    other = array.array("h", pcm)
+    for i, x in enumerate(other):
+        y = acc[i] + x
+        acc[i] = 32767 if y > 32767 else -32768 if y < -32768 else y
+
+
 # --- the bridge core --------------------------------------------------------------------------
 
 class AudioBridge:
@@ -208,14 +246,41 @@ class AudioBridge:
         self._attached: Any = None
         self._clocked = False           # null capture -> port connected for ring-back (engine thread)
         self.call_id: str | None = None   # the call the bridge is attached to (informational)
+        # network streams (HTTP receive/transmit): replaced whole under the lock, read without it
+        # on the clock thread (a tuple swap is atomic)
+        self._streams_lock = threading.Lock()
+        self._receivers: tuple[StreamTap, ...] = ()
+        self._transmitters: tuple[StreamTap, ...] = ()
+        # called on the clock thread after microphone audio went to the receivers (the stream
+        # server sets it to a call_soon_threadsafe of its flush); must not block
+        self.on_received: Callable[[], None] | None = None
         # How to run a function on the SIP engine's thread (the wiring sets it to the engine's
         # submit); None runs it at once, for callers already on that thread (tests).
         self.run_on_engine: Callable[[Callable[[], None]], object] | None = None
 
     @property
     def active(self) -> bool:
-        """A call is attached or ring-back plays: the media clock's frames are worked on."""
-        return self.ringback_active or self._attached is not None
+        """A call is attached, ring-back plays or a network stream is open: the media clock's
+        frames are worked on."""
+        return self._wants_clock() or self._attached is not None
+
+    def _wants_clock(self) -> bool:
+        return self.ringback_active or bool(self._receivers) or bool(self._transmitters)
+
+    # -- network streams (supervisor loop) --
+    def add_stream(self, tap: StreamTap) -> None:
+        with self._streams_lock:
+            if tap.kind == "receive":
+                self._receivers = (*self._receivers, tap)
+            else:
+                self._transmitters = (*self._transmitters, tap)
+        self._clock_on_engine()
+
+    def remove_stream(self, tap: StreamTap) -> None:
+        with self._streams_lock:
+            self._receivers = tuple(t for t in self._receivers if t is not tap)
+            self._transmitters = tuple(t for t in self._transmitters if t is not tap)
+        self._clock_on_engine()
 
     # ring-back switch (daemon.intercom.Ringback protocol)
     def start(self) -> None:
@@ -237,18 +302,24 @@ class AudioBridge:
             self.last_error = f"ring-back switch: {e}"
 
     def _sync_clock(self) -> None:
-        """Engine thread: the null device's capture side feeds the port while ring-back plays,
-        which keeps the bridge's clock running; the disconnect lets pjsua close it again."""
-        want = self.ringback_active and self._port is not None
+        """Engine thread: the null device's capture side feeds the port, and the port feeds the
+        null device's playback side, while ring-back plays or a network stream is open. That keeps
+        the bridge's clock running and asks the port for microphone frames even without a call
+        (the bridge only asks ports that transmit somewhere); the disconnect lets pjsua close the
+        null device again."""
+        want = self._wants_clock() and self._port is not None
         if want == self._clocked:
             return
         import pjsua2 as pj
         try:
-            capture = pj.Endpoint.instance().audDevManager().getCaptureDevMedia()
+            manager = pj.Endpoint.instance().audDevManager()
+            capture, playback = manager.getCaptureDevMedia(), manager.getPlaybackDevMedia()
             if want:
                 capture.startTransmit(self._port)
+                self._port.startTransmit(playback)
             else:
                 capture.stopTransmit(self._port)
+                self._port.stopTransmit(playback)
             self._clocked = want
         except Exception as e:          # pj.Error: the endpoint is going away
             self.last_error = f"clock: {e}"
@@ -261,6 +332,16 @@ class AudioBridge:
         self.frames_out += 1
         frame = self.mic.pop(self.frame_bytes)
         self._trimmers[0].tick()
+        receivers = self._receivers
+        if receivers:
+            for tap in receivers:
+                tap.fifo.push(frame)
+                tap.frames += 1
+            if self.on_received is not None:
+                try:
+                    self.on_received()
+                except Exception as e:     # the loop is closing: nothing to wake
+                    self.last_error = f"receive wake-up: {e}"
         return frame
 
     def frame_from_call(self, data: bytes) -> None:
@@ -268,6 +349,17 @@ class AudioBridge:
         audio (early media would otherwise mix with the tone)."""
         if self.ringback_active:
             data = self._ringback.next(self.frame_bytes)
+        transmitters = self._transmitters
+        if transmitters:
+            acc = array.array("h", data[:self.frame_bytes].ljust(self.frame_bytes, b"\0"))
+            for tap in transmitters:
+                if not tap.started:
+                    if not len(tap.fifo):
+                        continue
+                    tap.started = True
+                mix_into(acc, tap.fifo.pop(self.frame_bytes))
+                tap.frames += 1
+            data = acc.tobytes()
         self.frames_in += 1
         self.speaker.push(data)
         self.pump()
@@ -293,7 +385,8 @@ class AudioBridge:
     def stats(self) -> dict[str, Any]:
         s = {"mic": self.mic.stats(), "speaker": self.speaker.stats(), "frames_in": self.frames_in,
              "frames_out": self.frames_out, "device_errors": self.device_errors,
-             "last_error": self.last_error, "active": self.active}
+             "last_error": self.last_error, "active": self.active,
+             "streams": [t.stats() for t in (*self._receivers, *self._transmitters)]}
         dev = getattr(self.pcm, "stats", None)
         if dev:
             s["device"] = dev()
@@ -365,6 +458,7 @@ class AudioBridge:
         libDestroy): the port is C++-owned and its connections end with the call or the library."""
         self._attached, self._port, self.call_id, self._clocked = None, None, None, False
         self.ringback_active = False
+        self._receivers, self._transmitters = (), ()
         self.pcm.close()
 
 

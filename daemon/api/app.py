@@ -104,6 +104,7 @@ def get_app() -> Callable:
                    or os.path.join(state_dir, "run", "control.sock"))
     timeout = float(os.environ.get("DOORSTATION_CONTROL_TIMEOUT", DEFAULT_CONTROL_TIMEOUT))
     # Imported here: none of these is needed by unit tests of the HTTP layer.
+    from daemon.api.audio import audio_routes
     from daemon.api.auth import make_authenticator
     from daemon.api.axis import axis_routes
     from daemon.api.door import DoorBindingsResource, DoorOpenResource
@@ -134,5 +135,6 @@ def get_app() -> Callable:
                                                                 limits.max_longpolls),
                                    "/api/door/open": DoorOpenResource(control),
                                    "/api/door/bindings": DoorBindingsResource(control),
-                                   **axis_routes(control, state_dir), **ws_routes, **web_routes})
+                                   **axis_routes(control, state_dir), **ws_routes, **web_routes,
+                                   **audio_routes(state_dir)})
     return with_websockets(app)

@@ -34,6 +34,8 @@ from daemon.store import Store
 from daemon.supervisor.eventsink import EventSink
 
 if TYPE_CHECKING:
+    from daemon.audiostream.server import AudioStreamServer
+    from daemon.audiostream.vms import VmsStreamCalls
     from daemon.intercom import Intercom
     from daemon.sip.engine import SipEngine
     from hw.station import StationHardware
@@ -70,6 +72,8 @@ class StationRuntime:
         self.vms_calls: dict[str, callmodel.CallRecord] = {}
         self._vms_timers: dict[str, asyncio.TimerHandle] = {}
         self._vms_counter = 0
+        self.vms_streams: "VmsStreamCalls | None" = None          # set by the wiring
+        self.audio_streams: "AudioStreamServer | None" = None     # status only
         self._placing: dict[str, callmodel.CallRecord] = {}   # handed to the engine, not placed yet
         self._codecs: list[dict] = []
         self._applying: asyncio.Future | None = None    # the newest configuration apply
@@ -176,7 +180,9 @@ class StationRuntime:
 
     def config_changed(self, what: str) -> None:
         if what == "vms":
-            return  # read when a VMS call starts
+            if self.vms_streams is not None:   # a changed threshold may start or end a call
+                self.vms_streams.evaluate()
+            return
         self._apply(what)
 
     async def config_settled(self) -> None:
@@ -312,6 +318,34 @@ class StationRuntime:
         status = self._vms_status(record)
         self._call_transition(call_id, reason, status)
         self._call_finished(status)
+        if self.vms_streams is not None:          # its streams close with it
+            self.vms_streams.call_ended(call_id)
+
+    # the VMS call table that daemon.audiostream.vms drives from the stream counts
+    def answer_waiting_vms_call(self) -> str | None:
+        call_id = next((c for c, r in self.vms_calls.items() if r.state == callmodel.CALLING), None)
+        if call_id is None:
+            return None
+        handle = self._vms_timers.pop(call_id, None)
+        if handle is not None:
+            handle.cancel()
+        record = self.vms_calls[call_id]
+        record.state, record.reason = callmodel.ACTIVE, "AcceptedByRemote"
+        self._call_transition(call_id, "AcceptedByRemote", self._vms_status(record))
+        return call_id
+
+    def start_incoming_vms_call(self) -> str:
+        self._vms_counter += 1
+        call_id = callmodel.new_call_id("Incoming", self._vms_counter, self.clock())
+        record = callmodel.CallRecord(call_id=call_id, direction="Incoming", account_id="",
+                                      device_uri="", remote_uri=VMS_CALL, start_time=self.clock(),
+                                      state=callmodel.ACTIVE, reason="AcceptedByDevice")
+        self.vms_calls[call_id] = record
+        self._call_transition(call_id, "AcceptedByDevice", self._vms_status(record))
+        return call_id
+
+    def end_vms_call(self, call_id: str, reason: str) -> None:
+        self._vms_end(call_id, reason)
 
     @staticmethod
     def _vms_status(record: callmodel.CallRecord) -> dict:
@@ -376,6 +410,7 @@ class StationRuntime:
             "EngineHeartbeatAge": round(self.engine.heartbeat_age(), 3),
             "StartedAt": self.started_at,
             "HardwareConfig": self._hardware_config(),
+            **({"AudioStreams": self.audio_streams.status()} if self.audio_streams is not None else {}),
         }
 
     def _hardware_config(self) -> dict | None:

@@ -116,6 +116,8 @@ async def serve(state_dir: Path, options: dict, log: logging.Logger) -> int:
     watchdog_task = None
     try:
         await supervisor.server.start()
+        if station.audio_streams is not None:
+            await station.audio_streams.start()
         station.start()
         sdnotify.notify("READY=1")
         log.info("supervisor ready (pid %d, state %s)", os.getpid(), state_dir)
@@ -128,6 +130,8 @@ async def serve(state_dir: Path, options: dict, log: logging.Logger) -> int:
         if watchdog_task:
             watchdog_task.cancel()
         await supervisor.server.stop()
+        if station.audio_streams is not None:
+            await station.audio_streams.stop()
         station.close()
     return EXIT_OK
 

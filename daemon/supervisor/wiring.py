@@ -68,6 +68,7 @@ class Station:
     runtime: StationRuntime
     hardware: Any = None
     intercom: Intercom | None = None
+    audio_streams: Any = None           # daemon.audiostream.server.AudioStreamServer (started by serve)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("doorstation"))
 
     def start(self) -> None:
@@ -132,7 +133,8 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
                             opens_door=runtime.opens_door)
         runtime.attach_intercom(intercom)
         engine_events.connect(runtime.handle_engine_event)
-        return Station(store, sink, runtime, hardware, intercom, log)
+        audio_streams = _audio_streams(state_dir, audio, runtime, store, loop, log)
+        return Station(store, sink, runtime, hardware, intercom, audio_streams, log)
     except BaseException:
         for close in reversed(built):
             try:
@@ -140,3 +142,17 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
             except Exception:
                 log.exception("cleaning up after a failed start")
         raise
+
+
+def _audio_streams(state_dir: Path, audio: Any, runtime: StationRuntime, store: Store,
+                   loop: asyncio.AbstractEventLoop, log: logging.Logger) -> Any:
+    """HTTP audio streams on the hub, and the VMS calls their counts make."""
+    from daemon.audiostream import audio_socket_path
+    from daemon.audiostream.server import AudioStreamServer
+    from daemon.audiostream.vms import VmsStreamCalls
+    from daemon.commands import vms
+    server = AudioStreamServer(audio_socket_path(state_dir), audio, loop, log.getChild("audio"))
+    calls = VmsStreamCalls(lambda: vms.load(store), runtime, server.close_kind)
+    server.on_counts = calls.counts_changed
+    runtime.vms_streams, runtime.audio_streams = calls, server
+    return server
