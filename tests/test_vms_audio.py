@@ -5,6 +5,7 @@ A VMS-style client here is plain `requests`: GET receive.cgi (audio from the sta
 transmit.cgi (audio to it), the way a VMS answers a VMS call."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -14,7 +15,7 @@ import requests
 from requests.auth import HTTPDigestAuth
 
 from tests.audio_analysis import mulaw_to_pcm, pcm_to_mulaw, read_wav, tone, tone_blocks
-from tests.harness import OPERATOR, VIEWER, Station
+from tests.harness import OPERATOR, VIEWER, Station, doorstation
 from tests.stack_sip import TOPIC_STATE_CHANGE, EventTail, call_status, hardware_toml, wait_until
 
 MIC_HZ, TX_HZ = 1000.0, 600.0
@@ -205,3 +206,7 @@ def test_terminate_call_closes_its_streams(station):
     assert call_status(st, call_id)["CallStateReason"] == "Terminated"
     statuses = st.ok("GetCallStatuses")["CallStatus"]
     assert not [s for s in statuses if s["CallState"] in ("Calling", "Active")]
+    # `doorstation status`: the stream is gone with its counters, and the hub's clock is off
+    status = json.loads(doorstation("status", state_dir=st.state_dir).stdout)
+    assert status["AudioStreams"]["Counts"] == {"receive": 0, "transmit": 0}
+    assert status["Hardware"]["Audio"]["active"] is False

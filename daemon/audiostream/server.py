@@ -85,11 +85,11 @@ class AudioStreamServer:
         if self._server is not None:
             self._server.close()
         for stream in list(self.streams.values()):
-            self._close(stream)
-        for task in list(self._tasks):
-            task.cancel()
+            self._close(stream)                 # their tasks end on their own
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=2)
+        for task in list(self._tasks):          # a connection still in its header
+            task.cancel()
         if self._server is not None:
             await self._server.wait_closed()
         try:
