@@ -16,7 +16,16 @@ from requests.auth import HTTPDigestAuth
 
 from tests.audio_analysis import mulaw_to_pcm, pcm_to_mulaw, read_wav, tone, tone_blocks
 from tests.harness import OPERATOR, VIEWER, Station, doorstation
-from tests.stack_sip import TOPIC_STATE_CHANGE, EventTail, call_status, hardware_toml, wait_until
+from tests.sip_peers import baresip_factory  # noqa: F401  (fixture)
+from tests.stack_sip import (
+    TOPIC_STATE_CHANGE,
+    EventTail,
+    call_status,
+    enable_sip,
+    hardware_toml,
+    wait_call_state,
+    wait_until,
+)
 
 MIC_HZ, TX_HZ = 1000.0, 600.0
 OTHER_HZ = (425.0, 600.0, 1000.0, 1500.0)
@@ -210,3 +219,39 @@ def test_terminate_call_closes_its_streams(station):
     status = json.loads(doorstation("status", state_dir=st.state_dir).stdout)
     assert status["AudioStreams"]["Counts"] == {"receive": 0, "transmit": 0}
     assert status["Hardware"]["Audio"]["active"] is False
+
+
+def test_sip_call_and_vms_streams_share_the_audio(station, baresip_factory):  # noqa: F811
+    """A SIP call is Active (baresip loops the station's microphone back: 1000 Hz comes back to the
+    speaker); a VMS client then opens receive.cgi and transmit.cgi (600 Hz). Nothing is refused or
+    cut: the hub is a conference. The VMS streams are their own VMS calls (no VMS call was
+    waiting: AcceptedByDevice), the speaker plays the SIP call and the VMS mixed, the receiver hears
+    the microphone, and the SIP call is still Active when the VMS streams end."""
+    st = station
+    bob = baresip_factory(account_params="answermode=auto;audio_codecs=PCMU/8000/1")
+    enable_sip(st)
+    vms_config(st, 1, 1)
+    sip_id = st.ok("Call", {"To": bob.aor})["CallId"]
+    wait_call_state(st, sip_id, "Active")
+    tail = EventTail(st)
+    rx = Receiver(st)
+    rx.wait_bytes(8000)
+    r = transmit(st, paced_tone(3.0))
+    assert r.status_code == 200
+    rx.stop()
+    tail.wait_for(lambda e: e["topic"] == TOPIC_STATE_CHANGE and e["data"]["Reason"] == "Terminated"
+                  and len([x for x in tail.events if x["data"].get("Reason") == "Terminated"]) == 2,
+                  what="both VMS calls to end")
+    vms_ids = {e["data"]["CallId"] for e in tail.events if e["topic"] == TOPIC_STATE_CHANGE}
+    assert sip_id not in vms_ids and len(vms_ids) == 2
+    assert all(reasons(tail, c) == ["AcceptedByDevice", "Terminated"] for c in vms_ids)
+    assert call_status(st, sip_id)["CallState"] == "Active"
+    heard = mulaw_to_pcm(bytes(rx.data))
+    assert tone_blocks(heard, 8000, MIC_HZ, [425.0, 600.0, 1500.0]) >= 20
+    st.ok("TerminateCall", {"CallId": sip_id})
+    st.stop()
+    played, rate = read_wav(st.speaker)
+    both = [i for i in range(0, len(played) - rate // 10, rate // 10)
+            if tone_blocks(played[i:i + rate // 10], rate, TX_HZ, [425.0, 1500.0])
+            and tone_blocks(played[i:i + rate // 10], rate, MIC_HZ, [425.0, 1500.0])]
+    assert len(both) >= 15, f"{len(both)} blocks hold the SIP call's and the VMS's audio together"
