@@ -32,7 +32,10 @@ import ctypes
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol
+
+if TYPE_CHECKING:
+    from hw.echo import AecConfig
 
 SAMPLE_BYTES = 2            # S16_LE mono
 FRAME_MS = 20               # pjsua2 ptime; one callback per frame
@@ -226,7 +229,10 @@ def mix_into(acc: array.array, pcm: bytes) -> None:
 
 class AudioBridge:
     def __init__(self, pcm: Pcm, rate: int = 16000, fifo_ms: int = 200,
-                 ringback: RingbackTone | None = None, target_ms: int = 40) -> None:
+                 ringback: RingbackTone | None = None, target_ms: int = 40,
+                 echo: "AecConfig | None" = None) -> None:
+        """`echo`: the echo canceller's settings (hw/echo.py); None = its defaults (on). If
+        libspeexdsp cannot be loaded the hub runs without one and says so in stats()."""
         self.pcm = pcm
         self.rate = rate
         self.frame_bytes = rate * FRAME_MS // 1000 * SAMPLE_BYTES
@@ -254,9 +260,23 @@ class AudioBridge:
         # called on the clock thread after microphone audio went to the receivers (the stream
         # server sets it to a call_soon_threadsafe of its flush); must not block
         self.on_received: Callable[[], None] | None = None
+        self.echo: Any = None              # hw.echo.EchoCanceller: microphone minus speaker echo
+        self.echo_error: str | None = None
+        self._echo_ref = bytes(self.frame_bytes)   # the speaker frame of the previous tick
+        self._open_echo(echo)
         # How to run a function on the SIP engine's thread (the wiring sets it to the engine's
         # submit); None runs it at once, for callers already on that thread (tests).
         self.run_on_engine: Callable[[Callable[[], None]], object] | None = None
+
+    def _open_echo(self, config: "AecConfig | None") -> None:
+        from hw.echo import AecConfig, EchoCanceller, EchoError
+        config = config or AecConfig()
+        if not config.enabled:
+            return
+        try:
+            self.echo = EchoCanceller(self.rate, self.frame_bytes // SAMPLE_BYTES, config)
+        except EchoError as e:
+            self.echo_error = str(e)
 
     @property
     def active(self) -> bool:
@@ -332,6 +352,10 @@ class AudioBridge:
         self.frames_out += 1
         frame = self.mic.pop(self.frame_bytes)
         self._trimmers[0].tick()
+        if self.echo is not None:
+            # the reference is what went to the speaker one tick ago; the FIFO and device delay
+            # after that is part of the echo path the filter's tail covers
+            frame = self.echo.process(frame, self._echo_ref)
         receivers = self._receivers
         if receivers:
             for tap in receivers:
@@ -360,6 +384,9 @@ class AudioBridge:
                 mix_into(acc, tap.fifo.pop(self.frame_bytes))
                 tap.frames += 1
             data = acc.tobytes()
+        if self.echo is not None:
+            self._echo_ref = data if len(data) == self.frame_bytes else data[:self.frame_bytes].ljust(
+                self.frame_bytes, b"\0")
         self.frames_in += 1
         self.speaker.push(data)
         self.pump()
@@ -386,7 +413,10 @@ class AudioBridge:
         s = {"mic": self.mic.stats(), "speaker": self.speaker.stats(), "frames_in": self.frames_in,
              "frames_out": self.frames_out, "device_errors": self.device_errors,
              "last_error": self.last_error, "active": self.active,
-             "streams": [t.stats() for t in (*self._receivers, *self._transmitters)]}
+             "streams": [t.stats() for t in (*self._receivers, *self._transmitters)],
+             "echo": ({"tail_ms": self.echo.config.tail_ms, "noise_suppress_db": self.echo.config.noise_suppress_db,
+                       "agc": self.echo.config.agc, "frames": self.echo.frames} if self.echo is not None
+                      else {"off": self.echo_error or "disabled"})}
         dev = getattr(self.pcm, "stats", None)
         if dev:
             s["device"] = dev()
@@ -460,6 +490,8 @@ class AudioBridge:
         self.ringback_active = False
         self._receivers, self._transmitters = (), ()
         self.pcm.close()
+        if self.echo is not None:      # the clock thread is gone with the engine by now
+            self.echo.close()
 
 
 # --- pjsua2 glue --------------------------------------------------------------------------------
