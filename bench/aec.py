@@ -17,6 +17,8 @@ Figures:
   projection on the clean near-end signal), in dB (0 = untouched);
 - CPU per call: process time per second of audio (% of one core) with AEC off (the hub's copy),
   canceller only, canceller + noise suppression; the ratio is against AEC off in the same run.
+- the same for pjmedia's echo canceller from our pjsua2 build (Speex backend + its noise
+  suppressor), called through the extension's exported C symbols: the candidate the hub cannot use.
 """
 from __future__ import annotations
 
@@ -41,6 +43,48 @@ FRAME = RATE // 50          # 20 ms
 FAR_TEXT = ("The door station speaker says this sentence while the visitor waits outside. "
             "Please hold the line, somebody will come to the door in a moment. ") * 3
 NEAR_TEXT = "Hello, I have a parcel for number twelve, can you open the door please? " * 2
+
+
+class PjmediaCanceller:
+    """pjmedia's echo canceller from our pjsua2 build (its Speex backend: our build links Debian's
+    libspeexdsp), reached through the extension module's exported C symbols. Bench only: the
+    product cannot put it on the hub's frames (docs/audio.md)."""
+
+    SPEEX, NO_LOCK, NOISE_SUPPRESSOR = 1, 16, 128
+
+    def __init__(self, tail_ms: int, noise_suppressor: bool) -> None:
+        import ctypes
+
+        import _pjsua2
+        self._c = ctypes
+        lib = ctypes.CDLL(_pjsua2.__file__)
+        lib.pj_log_set_level(1)
+        lib.pj_init()
+        self._cp = ctypes.create_string_buffer(8192)          # pj_caching_pool (far smaller)
+        lib.pj_caching_pool_init.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+        lib.pj_caching_pool_init(self._cp, None, 0)
+        lib.pj_pool_create.restype = ctypes.c_void_p
+        lib.pj_pool_create.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t,
+                                       ctypes.c_size_t, ctypes.c_void_p]
+        pool = lib.pj_pool_create(self._cp, b"bench-ec", 4000, 4000, None)
+        self._ec = ctypes.c_void_p()
+        lib.pjmedia_echo_create2.argtypes = [ctypes.c_void_p] + [ctypes.c_uint] * 6 + [ctypes.POINTER(ctypes.c_void_p)]
+        options = self.SPEEX | self.NO_LOCK | (self.NOISE_SUPPRESSOR if noise_suppressor else 0)
+        if lib.pjmedia_echo_create2(pool, RATE, 1, FRAME, tail_ms, 0, options, ctypes.byref(self._ec)):
+            raise RuntimeError("pjmedia_echo_create2 failed")
+        lib.pjmedia_echo_cancel.argtypes = [ctypes.c_void_p] * 3 + [ctypes.c_uint, ctypes.c_void_p]
+        lib.pjmedia_echo_destroy.argtypes = [ctypes.c_void_p]
+        self._lib = lib
+        self._rec, self._play = (ctypes.c_int16 * FRAME)(), (ctypes.c_int16 * FRAME)()
+
+    def process(self, mic: bytes, ref: bytes) -> bytes:
+        self._c.memmove(self._rec, mic, FRAME * 2)
+        self._c.memmove(self._play, ref, FRAME * 2)
+        self._lib.pjmedia_echo_cancel(self._ec, self._rec, self._play, 0, None)
+        return self._c.string_at(self._rec, FRAME * 2)
+
+    def close(self) -> None:
+        self._lib.pjmedia_echo_destroy(self._ec)
 
 
 def speak(text: str, voice: str, workdir: Path) -> list[float]:
@@ -94,7 +138,10 @@ def to_frames(x: list[float]) -> list[bytes]:
     return [array.array("h", clip[i:i + FRAME]).tobytes() for i in range(0, len(clip) - FRAME + 1, FRAME)]
 
 
-def run(canceller: EchoCanceller | None, mic: list[bytes], ref: list[bytes]) -> tuple[list[float], float]:
+Canceller = EchoCanceller | PjmediaCanceller
+
+
+def run(canceller: Canceller | None, mic: list[bytes], ref: list[bytes]) -> tuple[list[float], float]:
     out = bytearray()
     t0 = time.process_time()
     for m, r in zip(mic, ref, strict=True):
@@ -115,9 +162,11 @@ def measure(delay_ms: int, gain: float, seconds: float, tail_ms: int, far: list[
     mic_sig = [e + s + rng.gauss(0, 32.767) for e, s in zip(echo, near, strict=True)]
     mic, ref = to_frames(mic_sig), to_frames(far)
     results = {}
-    for name, cfg in (("aec", AecConfig(tail_ms=tail_ms, noise_suppress_db=0)),
-                      ("aec+ns", AecConfig(tail_ms=tail_ms))):
-        c = EchoCanceller(RATE, FRAME, cfg)
+    cancellers = [("aec", lambda: EchoCanceller(RATE, FRAME, AecConfig(tail_ms=tail_ms, noise_suppress_db=0))),
+                  ("aec+ns", lambda: EchoCanceller(RATE, FRAME, AecConfig(tail_ms=tail_ms))),
+                  ("pjmedia", lambda: PjmediaCanceller(tail_ms, noise_suppressor=True))]
+    for name, make in cancellers:
+        c = make()
         out, cpu = run(c, mic, ref)
         c.close()
         results[name] = (out, cpu)
@@ -163,18 +212,23 @@ def main() -> int:
         near = speak(NEAR_TEXT, "en-us+f3", Path(tmp))
     print(f"speexdsp MDF, {RATE} Hz, 20 ms frames, tail {args.tail_ms} ms, {args.seconds:g} s per run "
           f"(double talk {0.6 * args.seconds:g}-{0.85 * args.seconds:g} s)")
+    print("aec = hw/echo.py canceller only; +ns = with its preprocessor (the hub's default); "
+          "pjmedia = pjmedia_echo (Speex backend, noise suppressor on) from our pjsua2 build")
     print(f"{'delay':>6} {'echo':>6} | {'ERLE aec':>9} {'conv':>6} {'near':>6} {'CPU':>6} | "
-          f"{'ERLE +ns':>9} {'conv':>6} {'near':>6} {'CPU':>6} | {'off CPU':>7}  ratio  latency")
+          f"{'ERLE +ns':>9} {'conv':>6} {'near':>6} {'CPU':>6} | {'ERLE pjm':>9} {'conv':>6} {'near':>6} "
+          f"{'CPU':>6} | {'off CPU':>7}  ratio  latency")
     for gain in (float(g) for g in args.gains.split(",")):
         for delay in (int(d) for d in args.delays.split(",")):
             f = measure(delay, gain, args.seconds, args.tail_ms, far, near)
-            a, b = f["aec"], f["aec+ns"]
+            a, b, p = f["aec"], f["aec+ns"], f["pjmedia"]
 
             def conv(x):
                 return f"{x:5.1f}s" if x is not None else "  never"
             print(f"{delay:>4}ms {f['echo_gain_db']:>4}dB | {a['erle_db']:>7.1f}dB {conv(a['convergence_s'])} "
                   f"{a['near_end_db']:>4.1f}dB {a['cpu_pct']:>5.2f}% | {b['erle_db']:>7.1f}dB "
                   f"{conv(b['convergence_s'])} {b['near_end_db']:>4.1f}dB {b['cpu_pct']:>5.2f}% | "
+                  f"{p['erle_db']:>7.1f}dB {conv(p['convergence_s'])} {p['near_end_db']:>4.1f}dB "
+                  f"{p['cpu_pct']:>5.2f}% | "
                   f"{f['off_cpu_pct']:>6.3f}%  x{b['cpu_pct'] / max(f['off_cpu_pct'], 1e-3):.0f}"
                   f"  {b['latency_ms']} ms")
     return 0
