@@ -41,7 +41,7 @@ class AecConfig:
 
 
 def parse_aec(table: dict[str, Any] | None) -> AecConfig:
-    """hardware.toml's [audio.aec] table (for daemon/hwconfig.py): enabled, tail_ms 20..500,
+    """hardware.toml's [audio.aec] table (for hw/config.py): enabled, tail_ms 20..500,
     noise_suppress_db -60..0, agc, agc_target 1000..30000. Raises ValueError naming the key."""
     if table is None:
         return AecConfig()
