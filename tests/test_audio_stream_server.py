@@ -66,6 +66,7 @@ def test_caps_counts_and_close_kind(tmp_path):
             assert server.close_kind("receive") == 1
             assert server.counts() == {"receive": 0, "transmit": 1}
             assert await asyncio.wait_for(r1.read(), 5) == b""     # the receiver's socket is closed
+            hub.taps[0].fifo.drain()                                # the clock plays it
             tx1.close()
             for _ in range(100):
                 if not server.streams:

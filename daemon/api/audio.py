@@ -31,6 +31,7 @@ RECEIVE_TYPE, RECEIVE_RATE = "audio/basic", 8000
 IDLE_S = 5.0               # s without audio from a transmitter (or for a receiver) ends the stream
 MAX_TRANSMIT_S = 3600.0    # one transmit request lasts at most this long
 CONNECT_TIMEOUT = 5.0
+SOCKET_BUFFER = 8192       # bytes asked for (Linux doubles it): ~0.5 s of 16 kHz PCM
 READ_BYTES = 320           # mu-law bytes per read: 40 ms at 8 kHz, 20 ms at 16 kHz
 
 
@@ -44,6 +45,9 @@ class StreamRefused(Exception):
 def open_stream(path: str, kind: str, peer: str, user: str) -> tuple[socket.socket, int, bytes]:
     """Connect a stream to the supervisor: (socket, hub rate, PCM already received)."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # A small send buffer: audio for the speaker waits in the client's TCP connection (flow
+    # control), not in ~200 KB (6 s at 16 kHz) of Unix-socket buffer between us and the hub.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
     sock.settimeout(CONNECT_TIMEOUT)
     try:
         sock.connect(path)
@@ -120,6 +124,14 @@ class TransmitResource:
                 except OSError:                 # the station ended the stream (TerminateCall)
                     ended_early = True
                     break
+            if not ended_early:
+                # answer once the speaker has played it all and the stream no longer counts (the
+                # supervisor closes its end then), so a client that sends again at once is not 503
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                    sock.recv(1)
+                except OSError:
+                    pass
         finally:
             sock.close()
         if ended_early and client is not None:

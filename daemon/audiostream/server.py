@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -27,6 +28,7 @@ from hw.audio import SAMPLE_BYTES, StreamTap
 
 HEADER_TIMEOUT = 5.0
 READ_CHUNK = 4096
+SOCKET_BUFFER = 8192       # asked for; Linux doubles it: ~0.5 s of 16 kHz PCM
 
 
 @dataclass
@@ -149,6 +151,11 @@ class AudioStreamServer:
             stream = Stream(StreamTap(self._next_id, kind, self.tap_capacity), writer,
                             str(header.get("peer", ""))[:64], str(header.get("user", ""))[:64])
             self.streams[stream.tap.stream_id] = stream
+            sock = writer.get_extra_info("socket")
+            if sock is not None and kind == "receive":
+                # audio for a receiver queues here (where it is counted and dropped), not in a
+                # large kernel buffer that would only add latency
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SOCKET_BUFFER)
             writer.write(protocol.encode({"ok": True, "id": stream.tap.stream_id, "rate": self.hub.rate}))
             await writer.drain()
             self.hub.add_stream(stream.tap)
@@ -181,17 +188,22 @@ class AudioStreamServer:
             except asyncio.TimeoutError:
                 return
             if not data:
+                await self._played(stream, 0)       # the end of the body is heard too
                 return
             data = odd + data
             cut = len(data) - len(data) % SAMPLE_BYTES
             odd = data[cut:]
             stream.tap.fifo.push(data[:cut])
-            # flow control: stop reading while the speaker has enough queued (bounded wait: the
-            # clock drains it at real time; a hub without a clock would not, hence the idle bound)
-            waited = 0.0
-            while len(stream.tap.fifo) > self.tx_high and not stream.closed and waited < self.idle_s:
-                await asyncio.sleep(0.02)
-                waited += 0.02
+            # flow control: stop reading while the speaker has enough queued
+            await self._played(stream, self.tx_high)
+
+    async def _played(self, stream: Stream, level: int) -> None:
+        """Wait until at most `level` bytes are left for the speaker. Bounded: the clock drains
+        the tap at real time, and a hub without a clock would not, hence the idle bound."""
+        waited = 0.0
+        while len(stream.tap.fifo) > level and not stream.closed and waited < self.idle_s:
+            await asyncio.sleep(0.02)
+            waited += 0.02
 
     async def _receive(self, stream: Stream, reader: asyncio.StreamReader) -> None:
         """The audio goes out in flush(); here we only wait for the API side to hang up."""
