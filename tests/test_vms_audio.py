@@ -258,3 +258,40 @@ def test_sip_call_and_vms_streams_share_the_audio(station, baresip_factory):  # 
             if tone_blocks(played[i:i + rate // 10], rate, TX_HZ, [425.0, 1500.0])
             and tone_blocks(played[i:i + rate // 10], rate, MIC_HZ, [425.0, 1500.0])]
     assert len(both) >= 15, f"{len(both)} blocks hold the SIP call's and the VMS's audio together"
+
+
+def test_a_transmitter_that_stops_sending_ends_its_call(station):
+    """A VMS that stops sending without closing (the spec: the call ends when the VMS stops
+    sending): after the idle bound (5 s) the stream ends and its call is Terminated, while the
+    client still holds the connection open."""
+    st = station
+    vms_config(st, 0, 1)
+    stalled = threading.Event()
+    release = threading.Event()
+
+    def stalling_body():
+        yield from paced_tone(0.5)
+        stalled.set()
+        release.wait(20)                 # holds the request open, sending nothing
+        yield b""
+
+    done: dict = {}
+    t = threading.Thread(target=lambda: done.setdefault("r", _swallow(lambda: transmit(st, stalling_body()))),
+                         daemon=True)
+    t.start()
+    assert stalled.wait(15)
+    call = wait_until(lambda: [s for s in st.ok("GetCallStatuses")["CallStatus"] if s["CallState"] == "Active"],
+                      10, "the transmitter's call")[0]
+    wait_until(lambda: call_status(st, call["CallId"])["CallState"] == "Terminated", 15, "the idle stream to end")
+    assert not release.is_set()          # ended by the station, the client never closed
+    assert call_status(st, call["CallId"])["CallStateReason"] == "Terminated"
+    release.set()
+    t.join(30)
+
+
+def _swallow(fn):
+    """The client's view of a stream the station ended is not what this test is about."""
+    try:
+        return fn()
+    except requests.RequestException as e:
+        return e
