@@ -33,9 +33,9 @@ class Hub:
             self.on_received()
 
 
-async def open_stream(path, kind):
+async def open_stream(path, kind, peer=""):
     reader, writer = await asyncio.open_unix_connection(path)
-    writer.write(json.dumps({"kind": kind}).encode() + b"\n")
+    writer.write(json.dumps({"kind": kind, "peer": peer}).encode() + b"\n")
     return reader, writer, json.loads(await asyncio.wait_for(reader.readline(), 5))
 
 
@@ -106,6 +106,26 @@ def test_a_receiver_that_does_not_read_is_dropped_then_closed(tmp_path):
             reading.cancel()
             slow[1].close()
             fast_w.close()
+        finally:
+            await server.stop()
+    run(main())
+
+
+def test_one_address_cannot_take_every_stream(tmp_path):
+    async def main():
+        server = AudioStreamServer(tmp_path / "a.sock", Hub(), asyncio.get_running_loop(), logging.getLogger("t"),
+                                   max_receivers=8, max_per_peer=2)
+        await server.start()
+        try:
+            held = [await open_stream(server.socket_path, "receive", "10.0.0.9") for _ in range(2)]
+            assert all(h[2]["ok"] for h in held)
+            _, _, third = await open_stream(server.socket_path, "receive", "10.0.0.9")
+            assert third["status"] == 429
+            _, other_w, other = await open_stream(server.socket_path, "receive", "10.0.0.10")
+            assert other["ok"] and server.counts()["receive"] == 3
+            for _, w, _ in held:
+                w.close()
+            other_w.close()
         finally:
             await server.stop()
     run(main())

@@ -3,7 +3,8 @@
     POST /axis-cgi/audio/transmit.cgi   operator   body: Content-Type audio/basic (G.711 mu-law,
         8 kHz) or audio/axis-mulaw-128 (mu-law, 16 kHz); any Content-Length, or chunked, as long as
         the client keeps sending. 200 (empty) when the body ends; 503 when the station already has
-        its maximum of transmitters; 415 for another content type.
+        its maximum of transmitters (429 when the client's address has 4 audio streams already);
+        415 for another content type.
     GET  /axis-cgi/audio/receive.cgi    viewer     a continuous audio/basic stream (mu-law 8 kHz)
         of the microphone, until the client goes; 503 when the receivers' cap is reached.
 
@@ -71,6 +72,8 @@ def open_stream(path: str, kind: str, peer: str, user: str) -> tuple[socket.sock
 
 def _text(resp: falcon.Response, status: int, message: str) -> None:
     resp.status = falcon.code_to_http_status(status)
+    if status in (429, 503):
+        resp.set_header("Retry-After", "1")
     resp.content_type = "text/plain"
     resp.text = message + "\n"
 

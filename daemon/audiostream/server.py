@@ -1,7 +1,8 @@
 """The supervisor's end of the network audio streams (runs on the supervisor's loop).
 
 Each stream is one Unix-socket connection from the API process (see protocol.py). Here:
-- admission: at most `max_receivers` receive and `max_transmitters` transmit streams (503 above);
+- admission: at most `max_receivers` receive and `max_transmitters` transmit streams (503 above),
+  and `max_per_peer` streams of one client address (429);
 - the stream counts by kind, reported to `on_counts` whenever they change (the VMS calls);
 - receive: the hub's clock thread pushes microphone frames into the stream's tap and wakes the
   loop (`flush`), which writes them to the socket. A receiver whose socket does not drain (its
@@ -45,7 +46,7 @@ class Stream:
 class AudioStreamServer:
     def __init__(self, socket_path: str | os.PathLike, hub: Any, loop: asyncio.AbstractEventLoop,
                  log: logging.Logger, *, on_counts: Callable[[dict[str, int]], None] | None = None,
-                 max_receivers: int = 8, max_transmitters: int = 1, idle_s: float = 5.0,
+                 max_receivers: int = 8, max_transmitters: int = 1, max_per_peer: int = 4, idle_s: float = 5.0,
                  slow_drop_s: float = 5.0, tx_high_ms: int = 300, rx_buffer_ms: int = 1000) -> None:
         self.socket_path = str(socket_path)
         self.hub = hub
@@ -53,6 +54,7 @@ class AudioStreamServer:
         self.log = log
         self.on_counts = on_counts
         self.max = {"receive": max_receivers, "transmit": max_transmitters}
+        self.max_per_peer = max_per_peer      # streams of one client address: one host cannot take all
         self.idle_s = idle_s
         self.slow_drop_s = slow_drop_s
         bytes_per_ms = hub.rate * SAMPLE_BYTES // 1000
@@ -147,9 +149,15 @@ class AudioStreamServer:
                 writer.write(protocol.encode({"ok": False, "status": 503,
                                               "reason": f"at most {self.max[kind]} {kind} streams"}))
                 return
+            peer = str(header.get("peer", ""))[:64]
+            if peer and sum(1 for s in self.streams.values() if s.peer == peer and not s.closed) >= self.max_per_peer:
+                self.refused[kind] += 1
+                writer.write(protocol.encode({"ok": False, "status": 429,
+                                              "reason": f"at most {self.max_per_peer} audio streams per address"}))
+                return
             self._next_id += 1
             stream = Stream(StreamTap(self._next_id, kind, self.tap_capacity), writer,
-                            str(header.get("peer", ""))[:64], str(header.get("user", ""))[:64])
+                            peer, str(header.get("user", ""))[:64])
             self.streams[stream.tap.stream_id] = stream
             sock = writer.get_extra_info("socket")
             if sock is not None and kind == "receive":
