@@ -76,7 +76,8 @@ def main() -> int:
         state = Path(tmp) / "state"
         state.mkdir()
         (state / "hardware.toml").write_text('[audio]\nsimulated = true\nsim_input = "tone:1000"\n')
-        with Station(state) as st:
+        # every client here is 127.0.0.1: lift the per-address cap (4) for the bench
+        with Station(state, extra_env={"DOORSTATION_MAX_AUDIO_PER_ADDRESS": "16"}) as st:
             supervisor = find_child(st.proc.pid, "daemon.supervisor")
             master = find_child(st.proc.pid, "gunicorn")
             assert supervisor and master

@@ -147,11 +147,15 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
 def _audio_streams(state_dir: Path, audio: Any, runtime: StationRuntime, store: Store,
                    loop: asyncio.AbstractEventLoop, log: logging.Logger) -> Any:
     """HTTP audio streams on the hub, and the VMS calls their counts make."""
+    import os
+
     from daemon.audiostream import audio_socket_path
     from daemon.audiostream.server import AudioStreamServer
     from daemon.audiostream.vms import VmsStreamCalls
     from daemon.commands import vms
-    server = AudioStreamServer(audio_socket_path(state_dir), audio, loop, log.getChild("audio"))
+    per_address = int(os.environ.get("DOORSTATION_MAX_AUDIO_PER_ADDRESS", "4"))  # benches on loopback raise it
+    server = AudioStreamServer(audio_socket_path(state_dir), audio, loop, log.getChild("audio"),
+                               max_per_peer=max(1, per_address))
     calls = VmsStreamCalls(lambda: vms.load(store), runtime, server.close_kind)
     server.on_counts = calls.counts_changed
     runtime.vms_streams, runtime.audio_streams = calls, server
