@@ -34,10 +34,13 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from hw.g711 import Resampler, mulaw_encode
+
 if TYPE_CHECKING:
     from hw.echo import AecConfig
 
 SAMPLE_BYTES = 2            # S16_LE mono
+RECEIVE_RATE = 8000         # network receivers get G.711 mu-law at 8 kHz (audio/basic)
 FRAME_MS = 20               # pjsua2 ptime; one callback per frame
 
 
@@ -260,6 +263,8 @@ class AudioBridge:
         # called on the clock thread after microphone audio went to the receivers (the stream
         # server sets it to a call_soon_threadsafe of its flush); must not block
         self.on_received: Callable[[], None] | None = None
+        # receivers all get the same mu-law 8 kHz, made once per frame (not once per receiver)
+        self._rx_resampler = Resampler(rate, RECEIVE_RATE)
         self.echo: Any = None              # hw.echo.EchoCanceller: microphone minus speaker echo
         self.echo_error: str | None = None
         self._echo_ref = bytes(self.frame_bytes)   # the speaker frame of the previous tick
@@ -358,8 +363,9 @@ class AudioBridge:
             frame = self.echo.process(frame, self._echo_ref)
         receivers = self._receivers
         if receivers:
+            encoded = mulaw_encode(self._rx_resampler.process(frame))
             for tap in receivers:
-                tap.fifo.push(frame)
+                tap.fifo.push(encoded)
                 tap.frames += 1
             if self.on_received is not None:
                 try:

@@ -10,7 +10,8 @@
 
 Each stream is one greenlet here (gunicorn's gevent worker) and one Unix-socket connection to the
 supervisor (daemon/audiostream/protocol.py), which owns the hub and counts the streams (VMS calls).
-The codec work (mu-law, 8/16 kHz) happens here, off the supervisor's loop.
+Transmitters are decoded here (mu-law to the hub's PCM), off the supervisor's loop; receivers get
+mu-law 8 kHz that the hub encoded once per frame for all of them.
 
 Bounds: a transmitter that sends nothing for IDLE_S ends its stream (that is how a VMS hangs up);
 the whole body may take up to MAX_TRANSMIT_S instead of the usual body deadline; a receiver that
@@ -25,10 +26,10 @@ import falcon
 
 from daemon.api.axis.jsonapi import ApiError, require_role
 from daemon.audiostream import protocol
-from daemon.audiostream.codec import Resampler, mulaw_decode, mulaw_encode
+from hw.g711 import Resampler, mulaw_decode
 
 TRANSMIT_TYPES = {"audio/basic": 8000, "audio/axis-mulaw-128": 16000}
-RECEIVE_TYPE, RECEIVE_RATE = "audio/basic", 8000
+RECEIVE_TYPE = "audio/basic"       # G.711 mu-law 8 kHz, as the hub encodes it
 IDLE_S = 5.0               # s without audio from a transmitter (or for a receiver) ends the stream
 MAX_TRANSMIT_S = 3600.0    # one transmit request lasts at most this long
 CONNECT_TIMEOUT = 5.0
@@ -167,35 +168,30 @@ class ReceiveResource:
             _text(resp, e.http_status, e.message)
             return
         try:
-            sock, hub_rate, first = open_stream(self.socket_path, "receive", *_who(req))
+            sock, _, first = open_stream(self.socket_path, "receive", *_who(req))
         except StreamRefused as e:
             _text(resp, e.status, e.reason)
             return
         sock.settimeout(self.idle_s)
         resp.content_type = RECEIVE_TYPE
         resp.set_header("Cache-Control", "no-cache")
-        resp.stream = self._audio(sock, hub_rate, first)
+        resp.stream = self._audio(sock, first)
 
     @staticmethod
-    def _audio(sock: socket.socket, hub_rate: int, first: bytes):
-        """mu-law 8 kHz chunks as the supervisor sends PCM; ends when either side goes."""
-        resampler = Resampler(hub_rate, RECEIVE_RATE)
-        carry = first
+    def _audio(sock: socket.socket, first: bytes):
+        """The supervisor's mu-law 8 kHz bytes as they come (the hub encodes each frame once for
+        every receiver); ends when either side goes."""
         try:
+            if first:
+                yield first
             while True:
-                whole = len(carry) - len(carry) % 2
-                if whole:
-                    out = mulaw_encode(resampler.process(carry[:whole]))
-                    carry = carry[whole:]
-                    if out:
-                        yield out
                 try:
                     got = sock.recv(8192)
                 except OSError:                 # timeout: the hub stopped
                     return
                 if not got:
                     return
-                carry += got
+                yield got
         finally:
             sock.close()
 

@@ -1,7 +1,8 @@
 """The per-stream Unix socket between the API process and the supervisor.
 
 One connection per HTTP stream. The API sends one JSON line, the supervisor answers one JSON line,
-then raw S16_LE mono PCM at the hub's rate flows one way until either side closes:
+then audio flows one way until either side closes: to the supervisor (transmit) S16_LE mono PCM
+at the hub's rate, from it (receive) G.711 mu-law at 8 kHz (the hub encodes once for all):
 
     API -> {"kind": "receive" | "transmit", "peer": "<client address>", "user": "<name>"}\\n
     supervisor -> {"ok": true, "id": 7, "rate": 16000}\\n            then PCM

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from daemon.audiostream import protocol
-from hw.audio import SAMPLE_BYTES, StreamTap
+from hw.audio import RECEIVE_RATE, SAMPLE_BYTES, StreamTap
 
 HEADER_TIMEOUT = 5.0
 READ_CHUNK = 4096
@@ -60,7 +60,7 @@ class AudioStreamServer:
         bytes_per_ms = hub.rate * SAMPLE_BYTES // 1000
         self.tx_high = tx_high_ms * bytes_per_ms
         self.tap_capacity = max(tx_high_ms * 2, 400) * bytes_per_ms
-        self.rx_buffer = rx_buffer_ms * bytes_per_ms   # bytes a receiver's socket may hold back
+        self.rx_buffer = rx_buffer_ms * RECEIVE_RATE // 1000   # mu-law bytes a receiver may hold back
         self.streams: dict[int, Stream] = {}
         self.refused = {"receive": 0, "transmit": 0}
         self.closed_slow = 0

@@ -1,4 +1,5 @@
 """G.711 mu-law (ITU-T G.711, the segment/mantissa form) and integer-ratio resampling, pure Python.
+Used by the hub (receivers: one encoding per frame for all) and the API process (transmitters).
 
 Tables are built once: decoding is one lookup per byte, encoding one lookup per 16-bit sample
 (a 64 KiB table indexed by the sample as unsigned). At 16 kHz that is 320 lookups per 20 ms frame.
