@@ -33,4 +33,4 @@ def open_audio(cfg: AudioConfig) -> AudioBridge:
         if cfg.capture_mixer and cfg.capture_volume is not None:
             set_volume(cfg.mixer_card, cfg.capture_mixer, cfg.capture_volume, capture=True)
         pcm = AlsaPcm(cfg.capture_device, cfg.playback_device, cfg.sample_rate)
-    return AudioBridge(pcm, cfg.sample_rate, cfg.fifo_ms, tone, cfg.target_ms)
+    return AudioBridge(pcm, cfg.sample_rate, cfg.fifo_ms, tone, cfg.target_ms, echo=cfg.aec)

@@ -13,6 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, overload
 
+from hw.echo import AecConfig
 from hw.gpio import Bias, Direction, LineSpec
 
 FILE_NAME = "hardware.toml"
@@ -92,6 +93,7 @@ class AudioConfig:
     sim_input: str = "tone:440"    # simulated microphone: tone:<Hz> | silence | path to a WAV file
     sim_output: str | None = None  # simulated speaker: WAV file to write, or discard
     ringback: RingbackConfig = RingbackConfig()
+    aec: AecConfig = AecConfig()    # [audio.aec]: echo cancellation + noise suppression (docs/audio.md)
 
 
 # --- parsing helpers: each takes the dotted key so errors can name it ---------------------------
@@ -238,7 +240,7 @@ def parse_audio(a: dict | None) -> AudioConfig:
     p = "audio."
     check_keys(a, {"capture_device", "playback_device", "sample_rate", "fifo_ms", "target_ms", "mixer_card",
                     "playback_mixer", "playback_volume", "capture_mixer", "capture_volume",
-                    "simulated", "sim_input", "sim_output", "ringback"}, p)
+                    "simulated", "sim_input", "sim_output", "ringback", "aec"}, p)
     rate = int_key(a, "sample_rate", p, 16000, 8000, 48000)
     if rate not in (8000, 16000, 32000, 48000):
         raise HwConfigError("audio.sample_rate", f"must be 8000, 16000, 32000 or 48000, not {rate}")
@@ -270,7 +272,19 @@ def parse_audio(a: dict | None) -> AudioConfig:
         playback_volume=int_key(a, "playback_volume", p, None, 0, 100),
         capture_mixer=str_key(a, "capture_mixer", p, None),
         capture_volume=int_key(a, "capture_volume", p, None, 0, 100),
-        sim_input=sim_input, sim_output=str_key(a, "sim_output", p, None), ringback=ringback)
+        sim_input=sim_input, sim_output=str_key(a, "sim_output", p, None), ringback=ringback,
+        aec=parse_aec(table(a, "aec", p)))
+
+
+def parse_aec(t: dict | None) -> AecConfig:
+    """[audio.aec] (None: the defaults, on)."""
+    if t is None:
+        return AecConfig()
+    p = "audio.aec."
+    check_keys(t, {"enabled", "tail_ms", "noise_suppress_db", "agc", "agc_target"}, p)
+    return AecConfig(bool_key(t, "enabled", p, True), int_key(t, "tail_ms", p, 200, 20, 500),
+                     int_key(t, "noise_suppress_db", p, -15, -60, 0), bool_key(t, "agc", p, False),
+                     int_key(t, "agc_target", p, 8000, 1000, 30000))
 
 
 def read_document(state_dir: str | PathLike[str]) -> dict[str, Any]:

@@ -40,33 +40,6 @@ class AecConfig:
     agc_target: int = 8000          # AGC's target level (of 32767)
 
 
-def parse_aec(table: dict[str, Any] | None) -> AecConfig:
-    """hardware.toml's [audio.aec] table (for hw/config.py): enabled, tail_ms 20..500,
-    noise_suppress_db -60..0, agc, agc_target 1000..30000. Raises ValueError naming the key."""
-    if table is None:
-        return AecConfig()
-    allowed = {"enabled", "tail_ms", "noise_suppress_db", "agc", "agc_target"}
-    unknown = set(table) - allowed
-    if unknown:
-        raise ValueError(f"audio.aec.{sorted(unknown)[0]}: unknown key")
-
-    def number(key: str, default: int, lo: int, hi: int) -> int:
-        value = table.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-            raise ValueError(f"audio.aec.{key}: must be an integer from {lo} to {hi}")
-        return value
-
-    def flag(key: str, default: bool) -> bool:
-        value = table.get(key, default)
-        if not isinstance(value, bool):
-            raise ValueError(f"audio.aec.{key}: must be true or false")
-        return value
-
-    return AecConfig(flag("enabled", True), number("tail_ms", 200, 20, 500),
-                     number("noise_suppress_db", -15, -60, 0), flag("agc", False),
-                     number("agc_target", 8000, 1000, 30000))
-
-
 _lib: Any = None
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from hw.audio import AudioBridge
 from hw.audio_sim import SimPcm
-from hw.echo import AecConfig, EchoCanceller, parse_aec
+from hw.config import HwConfigError, parse_aec
+from hw.echo import AecConfig, EchoCanceller
 from hw.timers import ManualClock
 
 RATE, FRAME = 16000, 320
@@ -71,6 +72,7 @@ def test_aec_table_is_validated():
     assert parse_aec(None) == AecConfig()
     assert parse_aec({"enabled": False, "tail_ms": 300}).tail_ms == 300
     for bad in ({"tail_ms": 5}, {"agc": "yes"}, {"noise_suppress_db": 3}, {"what": 1}):
-        with pytest.raises(ValueError):
+        with pytest.raises(HwConfigError) as e:
             parse_aec(bad)
+        assert e.value.key.startswith("audio.aec.")
     assert AudioBridge(SimPcm(RATE, "silence"), RATE, echo=AecConfig(enabled=False)).echo is None

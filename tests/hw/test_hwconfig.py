@@ -91,3 +91,12 @@ def test_invalid_config_names_the_key(tmp_path, text, key):
 def test_broken_toml_is_a_config_error(tmp_path):
     with pytest.raises(HwConfigError, match="not valid TOML"):
         write(tmp_path, "[gpio\n")
+
+
+def test_echo_canceller_settings_from_hardware_toml():
+    cfg = parse({"audio": {"simulated": True, "aec": {"tail_ms": 300, "noise_suppress_db": 0}}})
+    assert (cfg.audio.aec.enabled, cfg.audio.aec.tail_ms, cfg.audio.aec.noise_suppress_db) == (True, 300, 0)
+    assert parse({}).audio.aec.enabled                           # on by default
+    with pytest.raises(HwConfigError) as e:
+        parse({"audio": {"aec": {"tail_ms": 5}}})
+    assert e.value.key == "audio.aec.tail_ms"
