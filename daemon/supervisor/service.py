@@ -39,6 +39,7 @@ class Supervisor:
         self.store = station.store
         self.sink = station.sink
         self.runtime = station.runtime
+        self.mqtt = station.mqtt
         self.log = log
         self.server = ControlServer(str(socket_path), self._handlers(), log)
 
@@ -48,7 +49,8 @@ class Supervisor:
             "ping": lambda args: {"pid": os.getpid()},
             "vapix": self.vapix,
             "events.wait": self.events_wait,
-            "status": lambda args: self.runtime.status(),
+            "status": lambda args: {**self.runtime.status(),
+                                    **({"MQTT": self.mqtt.status()} if self.mqtt is not None else {})},
             "door.open": lambda args: self.runtime.door_open(cause={"api": str(args.get("user", "cli"))}),
             "press": lambda args: self.runtime.press(),
             "door.bindings": lambda args: self.runtime.relay_bindings(),
@@ -57,6 +59,7 @@ class Supervisor:
             "user.remove": self.user_remove,
             "user.list": lambda args: users.list_users(self.store),
             **device.control_handlers(self.runtime, self.store),
+            **(self.mqtt.control_handlers() if self.mqtt is not None else {}),
         }
 
     def user_add(self, args: dict) -> dict:

@@ -70,12 +70,20 @@ class Station:
     intercom: Intercom | None = None
     audio_streams: Any = None           # daemon.audiostream.server.AudioStreamServer (started by serve)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("doorstation"))
+    mqtt: Any = None                    # daemon.mqtt.bridge.MqttBridge (broker link, HA discovery)
 
     def start(self) -> None:
         self.runtime.start()            # engine, configuration apply, door (locked), GPIO reader
+        if self.mqtt is not None:
+            self.mqtt.start()           # after the runtime's initial events: snapshot, then follow the log
 
     def close(self) -> None:
         """Reverse order; each step runs even if the one before failed."""
+        if self.mqtt is not None:
+            try:
+                self.mqtt.close()       # "offline" to the broker, at most a few seconds
+            except Exception:
+                self.log.exception("closing the MQTT client")
         try:
             self.runtime.stop()             # calls hung up, engine stopped
         finally:
@@ -134,7 +142,9 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
         runtime.attach_intercom(intercom)
         engine_events.connect(runtime.handle_engine_event)
         audio_streams = _audio_streams(state_dir, audio, runtime, store, loop, log)
-        return Station(store, sink, runtime, hardware, intercom, audio_streams, log)
+        from daemon.mqtt.bridge import open_bridge
+        mqtt = open_bridge(store, sink, runtime, loop, log.getChild("mqtt"), state_dir)
+        return Station(store, sink, runtime, hardware, intercom, audio_streams, log, mqtt)
     except BaseException:
         for close in reversed(built):
             try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Callable
 
 from daemon import hwconfig
-from daemon.api.axis import deviceinfo, discovery, portmanagement
+from daemon.api.axis import deviceinfo, discovery, mqtt, portmanagement
 from daemon.api.axis.identity import DeviceIdentity, IdentitySources, read_identity
 from daemon.api.axis.params import ParamCgiResource
 from daemon.api.axis.portcgi import PortCgiResource
@@ -45,4 +45,6 @@ def axis_routes(control, state_dir: str | os.PathLike,
         "/axis-cgi/io/portmanagement.cgi": portmanagement.make_resource(ports),
         "/axis-cgi/io/port.cgi": PortCgiResource(ports),
         "/axis-cgi/usergroup.cgi": UserGroupResource(),
+        "/axis-cgi/mqtt/client.cgi": mqtt.client_resource(control),
+        "/axis-cgi/mqtt/event.cgi": mqtt.event_resource(control),
     }

@@ -21,6 +21,8 @@ APIS = [
     {"id": "sip", "version": "2.0", "name": "Call service"},
     # ws(s)://HOST/vapix/ws-data-stream?sources=events (daemon/api/wsevents/)
     {"id": "event-streaming-over-websocket", "version": "1.0", "name": "Event streaming over WebSocket"},
+    {"id": "mqtt-client", "version": "1.0", "name": "MQTT Client API"},
+    {"id": "event-mqtt-bridge", "version": "1.0", "name": "MQTT Event Bridge"},
 ]
 
 
