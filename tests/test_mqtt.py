@@ -1,0 +1,164 @@
+"""MQTT against a real Mosquitto: the Axis event bridge configured through client.cgi/event.cgi,
+Home Assistant discovery (field by field), the lock command, broker restarts, TLS with client
+certificates and passwords, and a broker that never answers. The station is a real `doorstation
+run` with simulated GPIO; paho-mqtt is the observing client."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import pytest
+
+from tests.harness import ADMIN, OPERATOR, VIEWER, Station, axis_hardware_toml, doorstation
+from tests.mqtt_broker import Certificates, Mosquitto, Observer
+
+pytestmark = pytest.mark.integration
+
+HARDWARE = axis_hardware_toml(pulse_ms=600) + '[button]\nrecipient = "VMS_CALL"\nwhile_calling = "hangup"\n'
+
+
+def api(st: Station, cgi: str, method: str, params=None, user=ADMIN) -> dict:
+    body = {"apiVersion": "1.0", "context": "test", "method": method}
+    if params is not None:
+        body["params"] = params
+    r = st.session(user).post(f"{st.url}/axis-cgi/mqtt/{cgi}", json=body, timeout=15)
+    return {"http": r.status_code, **r.json()}
+
+
+def ok(st: Station, cgi: str, method: str, params=None) -> dict:
+    answer = api(st, cgi, method, params)
+    assert answer["http"] == 200 and "error" not in answer, answer
+    return answer.get("data") or {}
+
+
+def serial_of(st: Station) -> str:
+    r = st.session().post(f"{st.url}/axis-cgi/basicdeviceinfo.cgi",
+                          json={"apiVersion": "1.1", "method": "getAllProperties"}, timeout=10)
+    return r.json()["data"]["propertyList"]["SerialNumber"]
+
+
+def wait_status(st: Station, connection: str, timeout: float = 15.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = ok(st, "client.cgi", "getClientStatus")["status"]
+        if status["connectionStatus"] == connection:
+            return status
+        assert time.monotonic() < deadline, f"connectionStatus {connection} not reached: {status}"
+        time.sleep(0.1)
+
+
+def relay_events(st: Station, after: int = 0) -> list[dict]:
+    page = st.session().get(f"{st.url}/api/events?after={after}&limit=1000", timeout=10).json()
+    return [e for e in page["events"] if e["topic"] == "doorstation:Relay"]
+
+
+@pytest.fixture
+def broker(tmp_path):
+    b = Mosquitto(tmp_path / "broker").start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def station(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "hardware.toml").write_text(HARDWARE)
+    st = Station(state).start()
+    yield st
+    st.stop()
+
+
+@pytest.fixture
+def observers():
+    made: list[Observer] = []
+
+    def make(port: int, *topics: str, **kw) -> Observer:
+        o = Observer(port, topics or ("#",), **kw)
+        made.append(o)
+        return o
+    yield make
+    for o in made:
+        o.close()
+
+
+def connect(st: Station, port: int, **extra) -> None:
+    ok(st, "client.cgi", "configureClient", {"server": {"host": "127.0.0.1", "port": port, "protocol": "tcp"},
+                                             "keepAliveInterval": 10, **extra})
+    ok(st, "client.cgi", "activateClient")
+
+
+# ---- the Axis event bridge ------------------------------------------------------------------------
+def test_bridge_publishes_press_and_call_state_with_custom_prefix_and_filters(station, broker, observers):
+    st = station
+    serial = serial_of(st)
+    ok(st, "event.cgi", "configureEventPublication", {
+        "topicPrefix": "custom", "customTopicPrefix": "site/door1", "appendEventTopic": True,
+        "includeTopicNamespaces": True, "includeSerialNumberInPayload": True,
+        "eventFilterList": [{"topicFilter": "onvif:Device/axis:IO//.", "qos": 1, "retain": "property"},
+                            {"topicFilter": "axis:Call/StateChange|axis:Call/State", "qos": 0, "retain": "none"}]})
+    obs = observers(broker.port)
+    connect(st, broker.port)
+    status = wait_status(st, "connected")
+    assert status["state"] == "active"
+    io_topic = "site/door1/onvif:Device/axis:IO/Port"
+    # the current values first (Initialized), retained for the IO filter
+    initial = obs.wait_for(lambda m: m.topic == io_topic and m.json()["message"]["source"] == {"port": "0"},
+                           what="button port's initial value")
+    assert initial.json()["message"]["data"] == {"state": "0"}
+    mark = obs.mark()
+    assert doorstation("press", state_dir=st.state_dir).returncode == 0
+    pressed = obs.wait_for(lambda m: m.topic == io_topic and m.json()["message"]["data"] == {"state": "1"},
+                           since=mark, what="press")
+    doc = pressed.json()
+    assert set(doc) == {"timestamp", "topic", "message", "serialNumber"}
+    assert doc["topic"] == "onvif:Device/axis:IO/Port" and doc["serialNumber"] == serial
+    assert doc["message"] == {"source": {"port": "0"}, "key": {}, "data": {"state": "1"}}
+    assert isinstance(doc["timestamp"], int) and abs(doc["timestamp"] / 1000 - time.time()) < 30
+    assert pressed.qos == 1 and not pressed.retain          # live delivery: the retain flag is only for late subscribers
+    obs.wait_for(lambda m: m.topic == io_topic and m.json()["message"]["data"] == {"state": "0"}, since=mark,
+                 what="release")
+    change = obs.wait_for(lambda m: m.topic == "site/door1/axis:Call/StateChange", since=mark, what="StateChange")
+    assert change.json()["message"]["data"]["Reason"] == "Initiated"
+    assert change.json()["message"]["source"] == {"Source": "DoorStation"}
+    state = obs.wait_for(lambda m: m.topic == "site/door1/axis:Call/State", since=mark, what="Call/State")
+    assert state.json()["message"]["data"] == {"CallState": "Calling"}
+    # the relay is not in the filters: a door pulse publishes nothing on the bridge's prefix
+    mark = obs.mark()
+    r = st.session(OPERATOR).post(f"{st.url}/api/door/open", timeout=10)
+    assert r.status_code == 200
+    obs.wait_for(lambda m: m.topic.endswith("/door/state") and m.payload == b"UNLOCKED", since=mark,
+                 what="HA door state")
+    assert not [m for m in obs.messages[mark:] if "Trigger/Relay" in m.topic]
+    # a late subscriber gets the retained IO values (retain property), not the call events (retain none)
+    late = observers(broker.port, "site/door1/#")
+    got = late.wait_for(lambda m: m.topic == io_topic, what="retained IO/Port")
+    assert got.retain
+    time.sleep(0.5)
+    assert not [m for m in late.messages if "Call" in m.topic]
+
+
+def test_topic_without_namespaces_default_prefix_and_config_round_trip(station, broker, observers):
+    st = station
+    serial = serial_of(st)
+    ok(st, "event.cgi", "configureEventPublication", {
+        "topicPrefix": "default", "appendEventTopic": True, "includeTopicNamespaces": False,
+        "eventFilterList": [{"topicFilter": "onvif:Device/axis:IO/Port", "qos": 0}]})
+    got = ok(st, "event.cgi", "getEventPublicationConfig")["eventPublicationConfig"]
+    assert got == {"topicPrefix": "default", "customTopicPrefix": "", "appendEventTopic": True,
+                   "includeTopicNamespaces": False, "includeSerialNumberInPayload": False,
+                   "eventFilterList": [{"topicFilter": "onvif:Device/axis:IO/Port", "qos": 0, "retain": "none"}]}
+    obs = observers(broker.port)
+    connect(st, broker.port, username="", password="")
+    wait_status(st, "connected")
+    mark = obs.mark()
+    doorstation("press", state_dir=st.state_dir)
+    m = obs.wait_for(lambda m: m.topic == f"axis/{serial}/event/Device/IO/Port" and b'"state":"1"' in m.payload,
+                     since=mark, what="press without namespaces")
+    assert m.json()["topic"] == "onvif:Device/axis:IO/Port" and "serialNumber" not in m.json()
+    status = ok(st, "client.cgi", "getClientStatus")
+    assert status["config"]["deviceTopicPrefix"] == f"axis/{serial}"
+    assert status["config"]["server"] == {"host": "127.0.0.1", "port": broker.port, "protocol": "tcp"}
+    assert "password" not in json.dumps(status["config"]).replace("passwordSet", "")
