@@ -162,3 +162,118 @@ def test_topic_without_namespaces_default_prefix_and_config_round_trip(station, 
     assert status["config"]["deviceTopicPrefix"] == f"axis/{serial}"
     assert status["config"]["server"] == {"host": "127.0.0.1", "port": broker.port, "protocol": "tcp"}
     assert "password" not in json.dumps(status["config"]).replace("passwordSet", "")
+
+
+# ---- Home Assistant discovery -------------------------------------------------------------------
+def discovery_docs(obs: Observer, node: str, count: int) -> dict[str, dict]:
+    deadline = time.monotonic() + 10
+    while True:
+        docs = {m.topic: m for m in obs.messages if m.topic.startswith("homeassistant/") and f"/{node}/" in m.topic}
+        if len(docs) >= count or time.monotonic() > deadline:
+            return {t: m.json() for t, m in docs.items() if m.payload}
+        time.sleep(0.05)
+
+
+def test_home_assistant_discovery_documents_field_by_field(station, broker, observers):
+    st = station
+    serial = serial_of(st)
+    node = f"doorstation_{serial.lower()}"
+    base = f"doorstation/{serial.lower()}"
+    obs = observers(broker.port)
+    connect(st, broker.port)
+    wait_status(st, "connected")
+    docs = discovery_docs(obs, node, 6)
+    assert set(docs) == {f"homeassistant/{c}/{node}/{o}/config" for c, o in (
+        ("event", "doorbell"), ("lock", "door"), ("binary_sensor", "call_active"), ("sensor", "call_state"),
+        ("sensor", "last_dtmf"), ("binary_sensor", "input_door_contact"))}
+    # retained (a late subscriber gets them with the retain flag; live copies never carry it)
+    late = observers(broker.port, "homeassistant/#")
+    for topic in docs:
+        m = late.wait_for(lambda m, t=topic: m.topic == t, what=topic)
+        assert m.retain and m.qos == 1 and m.json() == docs[topic], topic
+    info = st.session().post(f"{st.url}/axis-cgi/basicdeviceinfo.cgi",
+                             json={"apiVersion": "1.1", "method": "getAllProperties"}, timeout=10).json()
+    props = info["data"]["propertyList"]
+    device = {"identifiers": [node], "name": "Door station", "manufacturer": "doorstation", "model": "doorstation",
+              "sw_version": props["Version"], "hw_version": props["ProdVariant"], "serial_number": serial}
+    availability = [{"topic": f"axis/{serial}/event/connection", "payload_available": "online",
+                     "payload_not_available": "offline"}]
+    common = {"has_entity_name": True, "availability": availability,
+              "origin": {"name": "doorstation", "sw_version": props["Version"]}}
+
+    def check(component: str, object_id: str, expected: dict) -> None:
+        doc = dict(docs[f"homeassistant/{component}/{node}/{object_id}/config"])
+        dev = doc.pop("device")
+        connections = dev.pop("connections", None)
+        assert dev == device
+        if connections is not None:      # a real interface MAC: Home Assistant links the device by it
+            assert connections == [["mac", ":".join(serial[i:i + 2] for i in range(0, 12, 2)).lower()]]
+        assert doc == {**common, "unique_id": f"{node}_{object_id}", **expected}
+
+    check("event", "doorbell", {"name": "Doorbell", "state_topic": f"{base}/doorbell", "event_types": ["press"],
+                                "device_class": "doorbell"})
+    check("lock", "door", {"name": "Door", "state_topic": f"{base}/door/state", "command_topic": f"{base}/door/set",
+                           "payload_lock": "LOCK", "payload_unlock": "UNLOCK", "state_locked": "LOCKED",
+                           "state_unlocked": "UNLOCKED", "optimistic": False, "qos": 1})
+    check("binary_sensor", "call_active", {"name": "Call active", "state_topic": f"{base}/call/active",
+                                           "payload_on": "ON", "payload_off": "OFF"})
+    check("sensor", "call_state", {"name": "Call state", "state_topic": f"{base}/call/state",
+                                   "device_class": "enum", "options": ["Idle", "Calling", "Active"]})
+    check("sensor", "last_dtmf", {"name": "Last DTMF event", "state_topic": f"{base}/dtmf/last",
+                                  "json_attributes_topic": f"{base}/dtmf/last/attributes"})
+    check("binary_sensor", "input_door_contact", {"name": "Door contact", "state_topic": f"{base}/input/door_contact",
+                                                  "payload_on": "ON", "payload_off": "OFF", "device_class": "door"})
+    # states: retained, current values
+    late = observers(broker.port, f"{base}/#", f"axis/{serial}/event/connection")
+    for topic, value in ((f"{base}/door/state", b"LOCKED"), (f"{base}/call/state", b"Idle"),
+                         (f"{base}/call/active", b"OFF"), (f"{base}/input/door_contact", b"OFF"),
+                         (f"axis/{serial}/event/connection", b"online")):
+        m = late.wait_for(lambda m, t=topic: m.topic == t, what=topic)
+        assert m.payload == value and m.retain, topic
+    # the doorbell fires on a press (not retained: Home Assistant must not ring again when it restarts)
+    mark = obs.mark()
+    doorstation("press", state_dir=st.state_dir)
+    ring = obs.wait_for(lambda m: m.topic == f"{base}/doorbell", since=mark, what="doorbell event")
+    assert ring.json() == {"event_type": "press"} and not ring.retain
+    obs.wait_for(lambda m: m.topic == f"{base}/call/state" and m.payload == b"Calling", since=mark, what="Calling")
+    # discovery switched off: the entities are removed (empty retained configs)
+    mark = obs.mark()
+    ok(st, "client.cgi", "configureClient", {"server": {"host": "127.0.0.1", "port": broker.port},
+                                             "homeAssistant": {"discovery": False}})
+    obs.wait_for(lambda m: m.topic == f"homeassistant/lock/{node}/door/config" and m.payload == b"", since=mark,
+                 what="lock config removed")
+
+
+def test_lock_command_pulses_the_relay_and_the_state_follows(station, broker, observers):
+    st = station
+    serial = serial_of(st)
+    base = f"doorstation/{serial.lower()}"
+    obs = observers(broker.port)
+    connect(st, broker.port)
+    wait_status(st, "connected")
+    obs.wait_for(lambda m: m.topic == f"{base}/door/state" and m.payload == b"LOCKED", what="LOCKED")
+    before = len(relay_events(st))
+    mark = obs.mark()
+    obs.publish(f"{base}/door/set", "UNLOCK")
+    obs.wait_for(lambda m: m.topic == f"{base}/door/state" and m.payload == b"UNLOCKED", since=mark, what="UNLOCKED")
+    unlocked_seen = time.monotonic()
+    obs.wait_for(lambda m: m.topic == f"{base}/door/state" and m.payload == b"LOCKED", since=mark, what="re-locked")
+    assert time.monotonic() - unlocked_seen > 0.3      # the pulse (600 ms) lasts; LOCKED comes when it ends
+    relays = relay_events(st)[before:]
+    assert [e["data"]["State"] for e in relays] == ["Unlocked", "Locked"]
+    assert relays[0]["data"]["Cause"] == "User" and relays[0]["data"]["User"] == "mqtt"
+    assert relays[1]["data"]["Cause"] == "PulseEnded"
+    counters = ok(st, "client.cgi", "getClientStatus")["status"]["homeAssistantCommands"]
+    assert counters["unlock"] == 1
+    # lockCommandRole none: commands are refused, nothing pulses
+    ok(st, "client.cgi", "configureClient", {"server": {"host": "127.0.0.1", "port": broker.port},
+                                             "homeAssistant": {"lockCommandRole": "none"}})
+    wait_status(st, "connected")
+    time.sleep(0.5)
+    before = len(relay_events(st))
+    obs.publish(f"{base}/door/set", "UNLOCK")
+    deadline = time.monotonic() + 5
+    while ok(st, "client.cgi", "getClientStatus")["status"]["homeAssistantCommands"]["refused"] < 1:
+        assert time.monotonic() < deadline, "the refused command was not counted"
+        time.sleep(0.1)
+    assert len(relay_events(st)) == before

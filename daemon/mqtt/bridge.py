@@ -195,8 +195,9 @@ class MqttBridge:
         online, offline = messages["connectMessage"], messages["lastWillTestament"]
         availability = ({"topic": offline["topic"], "online": online["message"], "offline": offline["message"]}
                         if online and offline and online["topic"] == offline["topic"] else None)
-        self.ha = (HomeAssistant(self.identity, ha_cfg.get("discoveryPrefix", "homeassistant"), availability,
-                                 dict(self.model.inputs)) if ha_cfg.get("discovery", True) else None)
+        ha = HomeAssistant(self.identity, ha_cfg.get("discoveryPrefix", "homeassistant"), availability,
+                           dict(self.model.inputs))
+        self.ha = ha if ha_cfg.get("discovery", True) else None
         self.renderer = EventRenderer(self.events_doc(), doc["deviceTopicPrefix"], self.identity.serial)
         server, ssl = doc["server"], doc.get("ssl") or {}
         settings = LinkSettings(
@@ -217,7 +218,9 @@ class MqttBridge:
             link.last_error = str(e)
             link.connection = "disconnected"
         self.link = link
-        if self.ha is not None:
+        if self.ha is None:
+            self._offer_all(ha.removal())      # switched off: Home Assistant removes the entities
+        else:
             self._offer_all(self.ha.discovery())
             for n in self.model.initialized():
                 self._offer_all(self.ha.on_notification(n))
