@@ -277,3 +277,64 @@ def test_lock_command_pulses_the_relay_and_the_state_follows(station, broker, ob
         assert time.monotonic() < deadline, "the refused command was not counted"
         time.sleep(0.1)
     assert len(relay_events(st)) == before
+
+
+# ---- behaviour when the broker goes away ----------------------------------------------------------
+def test_broker_killed_and_restarted_reconnects_republishes_and_delivers_the_outage_press(station, broker,
+                                                                                           observers):
+    """Decision (docs/mqtt.md): a press while the broker is away waits in the bounded queue and is
+    delivered after the reconnect, with its original timestamp, if the outage was shorter than 60 s."""
+    st = station
+    serial = serial_of(st)
+    base = f"doorstation/{serial.lower()}"
+    ok(st, "event.cgi", "configureEventPublication", {"eventFilterList": [
+        {"topicFilter": "onvif:Device/axis:IO/Port", "qos": 1, "retain": "property"}]})
+    connect(st, broker.port, keepAliveInterval=5)
+    wait_status(st, "connected")
+    broker.kill()
+    wait_status(st, "connecting")
+    pressed_at = time.time()
+    assert doorstation("press", state_dir=st.state_dir).returncode == 0
+    r = st.session(OPERATOR).post(f"{st.url}/api/door/open", timeout=10)     # the door works without a broker
+    assert r.status_code == 200
+    time.sleep(1.0)          # the pulse (600 ms) ends during the outage too
+    status = ok(st, "client.cgi", "getClientStatus")["status"]
+    assert status["queued"] >= 3 and status["dropped"] == 0
+    broker.start()                                   # same port, no persistence: every retained message is gone
+    obs = observers(broker.port)
+    status = wait_status(st, "connected", timeout=90)       # backoff doubles from 1 s: a few attempts
+    assert status["connects"] == 2 and status["disconnects"] == 1
+    io_topic = f"axis/{serial}/event/onvif:Device/axis:IO/Port"
+    press = obs.wait_for(lambda m: m.topic == io_topic and m.json()["message"]["data"] == {"state": "1"},
+                         what="the press made during the outage")
+    assert abs(press.json()["timestamp"] / 1000 - pressed_at) < 2.0     # when it happened, not when it arrived
+    obs.wait_for(lambda m: m.topic == f"{base}/doorbell", what="the doorbell event of the outage press")
+    # retained state is back on the restarted broker: republished (seen live), then a new subscriber gets it
+    obs.wait_for(lambda m: m.topic.startswith("homeassistant/lock/"), what="discovery republished")
+    obs.wait_for(lambda m: m.topic == f"{base}/call/active", what="states republished")
+    late = observers(broker.port, "homeassistant/#", f"{base}/#", f"axis/{serial}/#")
+    for topic, value in ((f"{base}/door/state", b"LOCKED"), (f"{base}/call/state", b"Calling"),
+                         (f"axis/{serial}/event/connection", b"online")):
+        m = late.wait_for(lambda m, t=topic: m.topic == t and m.retain, what=f"retained {topic}")
+        assert m.payload == value, topic
+    late.wait_for(lambda m: m.topic.startswith("homeassistant/lock/") and m.retain, what="retained discovery")
+    retained_io = late.wait_for(lambda m: m.topic == io_topic and m.retain, what="retained IO/Port")
+    assert retained_io.json()["message"]["data"] == {"state": "0"}       # the last value: released
+    status = ok(st, "client.cgi", "getClientStatus")["status"]
+    assert status["expired"] == 0 and status["dropped"] == 0 and status["queued"] == 0
+    cli = json.loads(doorstation("status", state_dir=st.state_dir).stdout)["MQTT"]
+    assert cli["connectionStatus"] == "connected" and cli["dropped"] == 0 and cli["Broker"] == f"127.0.0.1:{broker.port}"
+
+
+def test_last_will_marks_the_station_offline_when_it_dies(station, broker, observers):
+    st = station
+    serial = serial_of(st)
+    obs = observers(broker.port, f"axis/{serial}/event/connection")
+    connect(st, broker.port, keepAliveInterval=5)
+    wait_status(st, "connected")
+    obs.wait_for(lambda m: m.payload == b"online", what="online")
+    mark = obs.mark()
+    st.kill()                                         # kill -9: the broker sends the last will
+    obs.wait_for(lambda m: m.payload == b"offline", since=mark, timeout=20, what="offline (last will)")
+    st.start()                                        # activateOnReboot: connects again by itself
+    obs.wait_for(lambda m: m.payload == b"online", since=mark, timeout=30, what="online after restart")
