@@ -338,3 +338,92 @@ def test_last_will_marks_the_station_offline_when_it_dies(station, broker, obser
     obs.wait_for(lambda m: m.payload == b"offline", since=mark, timeout=20, what="offline (last will)")
     st.start()                                        # activateOnReboot: connects again by itself
     obs.wait_for(lambda m: m.payload == b"online", since=mark, timeout=30, what="online after restart")
+
+
+def test_tls_with_ca_client_certificate_and_password(station, tmp_path, observers):
+    certs = Certificates(tmp_path / "certs").make()
+    broker = Mosquitto(tmp_path / "tls-broker", users={"door": "door-secret-1"}, certs=certs).start()
+    try:
+        st = station
+        serial = serial_of(st)
+        tls = {"ca": certs.ca, "cert": certs.dir / "client.crt", "key": certs.dir / "client.key",
+               "username": "door", "password": "door-secret-1"}
+        obs = observers(broker.port, f"doorstation/{serial.lower()}/#", **tls)
+        ssl_params = {"validateServerCert": True, "caCertificate": certs.text("ca.crt"),
+                      "clientCertificate": certs.text("client.crt"), "clientKey": certs.text("client.key")}
+        # wrong password: refused by the broker, said so in the status, retried
+        ok(st, "client.cgi", "configureClient", {
+            "server": {"host": "127.0.0.1", "port": broker.port, "protocol": "ssl"},
+            "username": "door", "password": "wrong", "ssl": ssl_params})
+        ok(st, "client.cgi", "activateClient")
+        deadline = time.monotonic() + 15
+        while not (s := ok(st, "client.cgi", "getClientStatus")["status"]).get("lastError"):
+            assert time.monotonic() < deadline, s
+            time.sleep(0.1)
+        assert s["connectionStatus"] != "connected" and "refused" in s["lastError"]
+        # the right password; certificates kept from the previous configuration
+        ok(st, "client.cgi", "configureClient", {
+            "server": {"host": "127.0.0.1", "port": broker.port, "protocol": "ssl"},
+            "username": "door", "password": "door-secret-1", "ssl": {"keepExistingCertificates": True}})
+        wait_status(st, "connected")
+        obs.wait_for(lambda m: m.topic.endswith("/door/state") and m.payload == b"LOCKED", what="state over TLS")
+        config = ok(st, "client.cgi", "getClientStatus")["config"]
+        assert config["ssl"] == {"validateServerCert": True, "caCertificateSet": True, "clientCertificateSet": True}
+        assert config["passwordSet"] is True and config["username"] == "door"
+        text = json.dumps(config)
+        assert "door-secret-1" not in text and "PRIVATE KEY" not in text and "BEGIN CERTIFICATE" not in text
+        # keepExistingPassword: a new keep-alive, the same password
+        ok(st, "client.cgi", "configureClient", {
+            "server": {"host": "127.0.0.1", "port": broker.port, "protocol": "ssl"}, "keepAliveInterval": 30,
+            "username": "door", "keepExistingPassword": True, "ssl": {"keepExistingCertificates": True}})
+        time.sleep(0.5)
+        assert wait_status(st, "connected")["connects"] >= 1
+        # no client certificate: the broker (require_certificate) refuses the handshake
+        ok(st, "client.cgi", "configureClient", {
+            "server": {"host": "127.0.0.1", "port": broker.port, "protocol": "ssl"},
+            "username": "door", "keepExistingPassword": True, "ssl": {"caCertificate": certs.text("ca.crt")}})
+        time.sleep(3)
+        assert ok(st, "client.cgi", "getClientStatus")["status"]["connectionStatus"] != "connected"
+    finally:
+        broker.stop()
+
+
+def test_a_broker_that_never_answers_slows_neither_the_door_nor_the_calls(station, tmp_path):
+    """A TCP listener that accepts and never says a word (no CONNACK, no TLS handshake)."""
+    st = station
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        silent.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(silent.accept()[0])
+            except OSError:
+                continue
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        ok(st, "event.cgi", "configureEventPublication", {"eventFilterList": [{"topicFilter": "//.", "qos": 1}]})
+        connect(st, silent.getsockname()[1], keepAliveInterval=5)
+        time.sleep(1.0)
+        assert accepted, "the station did not even connect"
+        s = st.session(OPERATOR)
+        worst = 0.0
+        for _ in range(10):          # door pulses and call reads while the queue fills with their events
+            t0 = time.monotonic()
+            assert s.post(f"{st.url}/api/door/open", timeout=10).status_code == 200
+            r = s.post(f"{st.url}/vapix/call", json={"axcall:GetCallStatuses": {}}, timeout=10)
+            assert r.status_code == 200
+            doorstation("press", state_dir=st.state_dir)
+            worst = max(worst, time.monotonic() - t0)
+        assert worst < 5.0, f"a door open + GetCallStatuses round took {worst:.2f} s"
+        status = ok(st, "client.cgi", "getClientStatus")["status"]
+        assert status["connectionStatus"] == "connecting" and status["queued"] > 0
+    finally:
+        stop.set()
+        silent.close()
+        for c in accepted:
+            c.close()

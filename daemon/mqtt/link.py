@@ -93,6 +93,7 @@ class MqttLink:
         self.connection = "disconnected"
         self.last_error = ""
         self.connected_since: float | None = None
+        self._refused = False
 
     # -- loop side ------------------------------------------------------------------------------
     def offer(self, message: Outgoing) -> bool:
@@ -181,8 +182,10 @@ class MqttLink:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.last_error = f"broker refused the connection: {reason_code}"
+            self._refused = True          # the disconnect that follows must not hide why
             self.connection = "connecting"
             return
+        self._refused = False
         self.counters["connects"] += 1
         self.connected_since = time.time()
         self.last_error = ""
@@ -210,7 +213,7 @@ class MqttLink:
                               reason_code)
         if not self._stopping.is_set():
             self.connection = "connecting" if self.settings.auto_reconnect else "disconnected"
-            if reason_code.is_failure:
+            if reason_code.is_failure and not self._refused:
                 self.last_error = str(reason_code)
 
     def _on_connect_fail(self, client, userdata) -> None:
