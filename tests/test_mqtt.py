@@ -13,6 +13,7 @@ import pytest
 
 from tests.harness import ADMIN, OPERATOR, VIEWER, Station, axis_hardware_toml, doorstation
 from tests.mqtt_broker import Certificates, Mosquitto, Observer
+from tests.sip_peers import baresip_factory  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -493,3 +494,51 @@ def test_roles_validation_and_api_discovery(station):
     assert config["clientId"] == "front-door" and config["username"] == "u" and config["passwordSet"] is True
     assert "secret-pw" not in json.dumps(config)
     assert config["lastWillTestament"] == {"useDefault": True} and config["keepAliveInterval"] == 60
+
+
+# ---- DTMF and a real call (baresip answers) ------------------------------------------------------------
+@pytest.mark.sip
+def test_dtmf_and_call_states_of_a_real_call_reach_the_bridge_and_home_assistant(tmp_path, broker, observers,
+                                                                                  baresip_factory):  # noqa: F811
+    from tests.stack_sip import enable_sip, hardware_toml, open_door_dtmf, start_station, wait_call_state
+    st = start_station(tmp_path / "sip-state", hardware_toml(pulse_ms=150))
+    try:
+        serial = serial_of(st)
+        base = f"doorstation/{serial.lower()}"
+        enable_sip(st)
+        event_id, _ = open_door_dtmf(st)
+        ok(st, "event.cgi", "configureEventPublication", {
+            "topicPrefix": "custom", "customTopicPrefix": "door", "includeTopicNamespaces": False,
+            "eventFilterList": [{"topicFilter": "tnsaxis:Call//.", "qos": 1}]})
+        obs = observers(broker.port)
+        connect(st, broker.port)
+        wait_status(st, "connected")
+        bob = baresip_factory()
+        mark = obs.mark()
+        call_id = st.ok("Call", {"To": bob.aor})["CallId"]
+        wait_call_state(st, call_id, "Active")
+        bob.wait_event("CALL_ESTABLISHED")
+        assert bob.command("sndcode", "#1234#")["ok"]
+        dtmf = obs.wait_for(lambda m: m.topic == "door/Call/DTMF", since=mark, what="Call/DTMF")
+        assert dtmf.json()["topic"] == "axis:Call/DTMF"
+        assert dtmf.json()["message"] == {"source": {"DTMFEventId": event_id}, "key": {}, "data": {"CallId": call_id}}
+        last = obs.wait_for(lambda m: m.topic == f"{base}/dtmf/last", since=mark, what="HA last DTMF")
+        assert last.payload == b"OpenDoorEvent"
+        attrs = obs.wait_for(lambda m: m.topic == f"{base}/dtmf/last/attributes", since=mark,
+                             what="attributes")
+        assert attrs.json() == {"DTMFEventId": event_id, "CallId": call_id}
+        st.ok("TerminateCall", {"CallId": call_id})
+        obs.wait_for(lambda m: m.topic == "door/Call/State"
+                     and m.json()["message"]["data"]["CallState"] == "Idle", since=mark, what="Idle")
+        reasons = [m.json()["message"]["data"]["Reason"] for m in obs.messages[mark:]
+                   if m.topic == "door/Call/StateChange" and m.json()["message"]["data"]["CallId"] == call_id]
+        assert reasons == ["Initiated", "AcceptedByRemote", "Terminated"]
+        idle = obs.wait_for(lambda m: m.topic == f"{base}/call/state" and m.payload == b"Idle", since=mark,
+                            what="HA Idle")
+        obs.wait_for(lambda m: m.topic == f"{base}/call/active", since=obs.messages.index(idle), what="HA inactive")
+        states = [m.payload for m in obs.messages[mark:] if m.topic == f"{base}/call/state"]
+        assert states == [b"Calling", b"Active", b"Idle"]
+        actives = [m.payload for m in obs.messages[mark:] if m.topic == f"{base}/call/active"]
+        assert actives == [b"OFF", b"ON", b"OFF"]
+    finally:
+        st.stop()
