@@ -134,7 +134,8 @@ def test_vapix_call_odd_numbers_and_nesting_answer_400(station, sessions, body):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("path", ["/axis-cgi/io/portmanagement.cgi", "/axis-cgi/basicdeviceinfo.cgi",
-                                  "/axis-cgi/apidiscovery.cgi"])
+                                  "/axis-cgi/apidiscovery.cgi", "/axis-cgi/mqtt/client.cgi",
+                                  "/axis-cgi/mqtt/event.cgi"])
 @pytest.mark.parametrize("body", [b"[" * 5000, b'{"apiVersion": "1.0", "method": "getPorts", "params": '
                                   + b"[" * 40 + b"]" * 40 + b"}",
                                   b'{"apiVersion": "1.0", "method": "getPorts", "params": {"p": 1e999}}',

@@ -123,3 +123,32 @@ def test_outage_queue_bound_and_expiry_against_a_real_broker(broker, tmp_path):
         obs.close()
     finally:
         link.stop()
+
+
+def test_a_command_flood_is_bounded_before_it_reaches_the_loop(broker, tmp_path):
+    broker.start()
+    handed: list[bytes] = []
+    settings = LinkSettings(host="127.0.0.1", port=broker.port, protocol="tcp", client_id="unit-cmd", keepalive=5,
+                            subscriptions=["cmd/door"])
+    link = MqttLink(settings, lambda t, p: handed.append(p), logging.getLogger("test"), tmp_path)
+    link.start()
+    obs = Observer(broker.port, ("none",))
+    try:
+        deadline = time.monotonic() + 10
+        while link.status()["connectionStatus"] != "connected":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.2)                              # the subscription is in place
+        obs.publish("cmd/door", "X" * 65)            # too large: counted, never handed over
+        for _ in range(200):
+            obs.client.publish("cmd/door", "UNLOCK", qos=0)
+        obs.publish("cmd/door", "UNLOCK")
+        deadline = time.monotonic() + 10
+        while link.status()["commands"] + link.status()["commandsFlooded"] < 201:
+            assert time.monotonic() < deadline, link.status()
+            time.sleep(0.05)
+        assert link.status()["commandsTooLarge"] == 1
+        assert 1 <= len(handed) <= 2 * 10 and link.status()["commandsFlooded"] >= 180
+    finally:
+        obs.close()
+        link.stop()

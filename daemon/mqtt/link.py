@@ -36,6 +36,7 @@ QUEUE_SIZE = 256
 MAX_AGE_S = 60.0
 MAX_RETAINED = 512          # distinct retained topics kept for republishing
 MAX_COMMAND_BYTES = 64
+MAX_COMMANDS_PER_S = 10     # commands handed to the loop; a flood beyond that is counted, not queued
 RECONNECT_MIN_S, RECONNECT_MAX_S = 1, 60
 PAHO_QUEUE = 64             # paho's own queue of QoS>0 messages not yet acknowledged
 
@@ -89,11 +90,12 @@ class MqttLink:
         self._publisher: threading.Thread | None = None
         self._client: paho.Client | None = None
         self.counters = {"published": 0, "dropped": 0, "expired": 0, "connects": 0, "disconnects": 0,
-                         "commands": 0, "commandsTooLarge": 0}
+                         "commands": 0, "commandsTooLarge": 0, "commandsFlooded": 0}
         self.connection = "disconnected"
         self.last_error = ""
         self.connected_since: float | None = None
         self._refused = False
+        self._command_window = (0.0, 0)           # (window start, commands handed over in it)
 
     # -- loop side ------------------------------------------------------------------------------
     def offer(self, message: Outgoing) -> bool:
@@ -223,6 +225,14 @@ class MqttLink:
         if len(message.payload) > MAX_COMMAND_BYTES:
             self.counters["commandsTooLarge"] += 1
             return
+        now = time.monotonic()
+        start, count = self._command_window
+        if now - start >= 1.0:
+            start, count = now, 0
+        if count >= MAX_COMMANDS_PER_S:
+            self.counters["commandsFlooded"] += 1
+            return
+        self._command_window = (start, count + 1)
         self.counters["commands"] += 1
         self._on_command(message.topic, bytes(message.payload))
 
