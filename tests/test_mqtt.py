@@ -424,6 +424,11 @@ def test_a_broker_that_never_answers_slows_neither_the_door_nor_the_calls(statio
         assert worst < 5.0, f"a door open + GetCallStatuses round took {worst:.2f} s"
         status = ok(st, "client.cgi", "getClientStatus")["status"]
         assert status["connectionStatus"] == "connecting" and status["queued"] > 0
+        # no CONNACK within the keep-alive (5 s): the attempt is dropped and made again
+        deadline = time.monotonic() + 30
+        while len(accepted) < 2:
+            assert time.monotonic() < deadline, "the silent broker was never given up"
+            time.sleep(0.2)
     finally:
         stop.set()
         silent.close()
