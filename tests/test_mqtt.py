@@ -161,6 +161,8 @@ def test_topic_without_namespaces_default_prefix_and_config_round_trip(station, 
     assert m.json()["topic"] == "onvif:Device/axis:IO/Port" and "serialNumber" not in m.json()
     status = ok(st, "client.cgi", "getClientStatus")
     assert status["config"]["deviceTopicPrefix"] == f"axis/{serial}"
+    # only the filtered events under the device prefix (Home Assistant's Axis integration reads it all)
+    assert {m.topic for m in obs.messages if m.topic.startswith("axis/")} == {f"axis/{serial}/event/Device/IO/Port"}
     assert status["config"]["server"] == {"host": "127.0.0.1", "port": broker.port, "protocol": "tcp"}
     assert "password" not in json.dumps(status["config"]).replace("passwordSet", "")
 
@@ -197,7 +199,7 @@ def test_home_assistant_discovery_documents_field_by_field(station, broker, obse
     props = info["data"]["propertyList"]
     device = {"identifiers": [node], "name": "Door station", "manufacturer": "doorstation", "model": "doorstation",
               "sw_version": props["Version"], "hw_version": props["ProdVariant"], "serial_number": serial}
-    availability = [{"topic": f"axis/{serial}/event/connection", "payload_available": "online",
+    availability = [{"topic": f"{base}/availability", "payload_available": "online",
                      "payload_not_available": "offline"}]
     common = {"has_entity_name": True, "availability": availability,
               "origin": {"name": "doorstation", "sw_version": props["Version"]}}
@@ -225,10 +227,10 @@ def test_home_assistant_discovery_documents_field_by_field(station, broker, obse
     check("binary_sensor", "input_door_contact", {"name": "Door contact", "state_topic": f"{base}/input/door_contact",
                                                   "payload_on": "ON", "payload_off": "OFF", "device_class": "door"})
     # states: retained, current values
-    late = observers(broker.port, f"{base}/#", f"axis/{serial}/event/connection")
+    late = observers(broker.port, f"{base}/#")
     for topic, value in ((f"{base}/door/state", b"LOCKED"), (f"{base}/call/state", b"Idle"),
                          (f"{base}/call/active", b"OFF"), (f"{base}/input/door_contact", b"OFF"),
-                         (f"axis/{serial}/event/connection", b"online")):
+                         (f"{base}/availability", b"online")):
         m = late.wait_for(lambda m, t=topic: m.topic == t, what=topic)
         assert m.payload == value and m.retain, topic
     # the doorbell fires on a press (not retained: Home Assistant must not ring again when it restarts)
@@ -315,7 +317,7 @@ def test_broker_killed_and_restarted_reconnects_republishes_and_delivers_the_out
     obs.wait_for(lambda m: m.topic == f"{base}/call/active", what="states republished")
     late = observers(broker.port, "homeassistant/#", f"{base}/#", f"axis/{serial}/#")
     for topic, value in ((f"{base}/door/state", b"LOCKED"), (f"{base}/call/state", b"Calling"),
-                         (f"axis/{serial}/event/connection", b"online")):
+                         (f"{base}/availability", b"online")):
         m = late.wait_for(lambda m, t=topic: m.topic == t and m.retain, what=f"retained {topic}")
         assert m.payload == value, topic
     late.wait_for(lambda m: m.topic.startswith("homeassistant/lock/") and m.retain, what="retained discovery")
@@ -330,8 +332,8 @@ def test_broker_killed_and_restarted_reconnects_republishes_and_delivers_the_out
 
 def test_last_will_marks_the_station_offline_when_it_dies(station, broker, observers):
     st = station
-    serial = serial_of(st)
-    obs = observers(broker.port, f"axis/{serial}/event/connection")
+    base = f"doorstation/{serial_of(st).lower()}"
+    obs = observers(broker.port, f"{base}/availability")
     connect(st, broker.port, keepAliveInterval=5)
     wait_status(st, "connected")
     obs.wait_for(lambda m: m.payload == b"online", what="online")

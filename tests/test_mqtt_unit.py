@@ -30,11 +30,12 @@ def test_client_defaults_and_secrets():
     assert cfg.validate_client({"server": {"host": "h"}}, SERIAL, stored)["password"] == ""
     public = cfg.public_client(stored)
     assert "password" not in public and public["passwordSet"] is True
-    messages = cfg.connection_messages(doc)
-    assert messages["lastWillTestament"] == {"topic": f"axis/{SERIAL}/event/connection", "message": "offline",
+    messages = cfg.connection_messages(doc, SERIAL)
+    assert messages["lastWillTestament"] == {"topic": f"doorstation/{SERIAL.lower()}/availability",
+                                             "message": "offline",
                                              "retain": True, "qos": 1}
     custom = cfg.validate_client({"server": {"host": "h"}, "lastWillTestament": {"useDefault": False}}, SERIAL)
-    assert cfg.connection_messages(custom)["lastWillTestament"] is None
+    assert cfg.connection_messages(custom, SERIAL)["lastWillTestament"] is None
 
 
 def test_event_publication_keeps_what_is_left_out():

@@ -190,7 +190,7 @@ class MqttBridge:
         doc = self.client_doc()
         if not doc or not doc.get("active"):
             return
-        messages = cfg.connection_messages(doc)
+        messages = cfg.connection_messages(doc, self.identity.serial)
         ha_cfg = doc.get("homeAssistant") or {}
         online, offline = messages["connectMessage"], messages["lastWillTestament"]
         availability = ({"topic": offline["topic"], "online": online["message"], "offline": offline["message"]}

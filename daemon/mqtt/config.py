@@ -191,11 +191,16 @@ def public_client(doc: dict) -> dict:
     return out
 
 
-def connection_messages(doc: dict) -> dict[str, dict | None]:
+def availability_topic(serial: str) -> str:
+    return f"doorstation/{re.sub(r'[^a-z0-9_-]', '_', serial.lower())}/availability"
+
+
+def connection_messages(doc: dict, serial: str) -> dict[str, dict | None]:
     """The connect, disconnect and last-will messages in force ({topic, message, retain, qos} or
-    None). Defaults: retained "online" / "offline" on <deviceTopicPrefix>/event/connection, which
-    is also Home Assistant's availability topic (its Axis integration skips that topic)."""
-    topic = f"{doc['deviceTopicPrefix']}/event/connection"
+    None). Defaults: retained "online" / "offline" on doorstation/<serial>/availability, Home
+    Assistant's availability topic. Not under deviceTopicPrefix: Home Assistant's Axis integration
+    stops its RTSP event stream at the first message it sees there (docs/mqtt.md)."""
+    topic = availability_topic(serial)
     defaults = {"connectMessage": "online", "disconnectMessage": "offline", "lastWillTestament": "offline"}
     out: dict[str, dict | None] = {}
     for key, payload in defaults.items():

@@ -15,7 +15,7 @@ Assistant's Axis integration, which reads `<deviceTopicPrefix>/#` as Axis events
     sensor        last_dtmf    the last DTMF event's name; its id and CallId as attributes
 
 Availability: the client's connect message and last will (by default retained `online`/`offline`
-on `<deviceTopicPrefix>/event/connection`), so an unplugged station shows as unavailable.
+on `doorstation/<serial>/availability`), so an unplugged station shows as unavailable.
 """
 from __future__ import annotations
 
