@@ -268,6 +268,17 @@ def test_lock_command_pulses_the_relay_and_the_state_follows(station, broker, ob
     assert relays[1]["data"]["Cause"] == "PulseEnded"
     counters = ok(st, "client.cgi", "getClientStatus")["status"]["homeAssistantCommands"]
     assert counters["unlock"] == 1
+    # two commands closer than 1 s: one pulse, the other ignored
+    time.sleep(1.1)
+    before = len(relay_events(st))
+    obs.publish(f"{base}/door/set", "UNLOCK")
+    obs.publish(f"{base}/door/set", "UNLOCK")
+    deadline = time.monotonic() + 5
+    while ok(st, "client.cgi", "getClientStatus")["status"]["homeAssistantCommands"]["ignored"] < 1:
+        assert time.monotonic() < deadline, "the second command was not ignored"
+        time.sleep(0.1)
+    time.sleep(1.0)
+    assert [e["data"]["State"] for e in relay_events(st)[before:]] == ["Unlocked", "Locked"]
     # lockCommandRole none: commands are refused, nothing pulses
     ok(st, "client.cgi", "configureClient", {"server": {"host": "127.0.0.1", "port": broker.port},
                                              "homeAssistant": {"lockCommandRole": "none"}})
@@ -495,9 +506,13 @@ def test_roles_validation_and_api_discovery(station):
     # stored and shown back without the password; survives a restart
     ok(st, "client.cgi", "configureClient", {"server": server, "username": "u", "password": "secret-pw",
                                              "clientId": "front-door", "activateOnReboot": False})
+    ok(st, "client.cgi", "activateClient")
+    assert ok(st, "client.cgi", "getClientStatus")["status"]["state"] == "active"
     st.stop()
     st.start()
-    config = ok(st, "client.cgi", "getClientStatus")["config"]
+    answer = ok(st, "client.cgi", "getClientStatus")
+    config = answer["config"]
+    assert answer["status"]["state"] == "inactive"
     assert config["clientId"] == "front-door" and config["username"] == "u" and config["passwordSet"] is True
     assert "secret-pw" not in json.dumps(config)
     assert config["lastWillTestament"] == {"useDefault": True} and config["keepAliveInterval"] == 60

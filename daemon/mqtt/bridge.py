@@ -64,8 +64,12 @@ class MqttBridge:
         self._after = int(row[0])
         self._task = self.loop.create_task(self._follow())
         doc = self.client_doc()
-        if doc and doc.get("active") and doc.get("activateOnReboot", True):
-            self._restart()
+        if doc and doc.get("active"):
+            if doc.get("activateOnReboot", True):
+                self._restart()
+            else:                           # Axis: the client stays off after a restart
+                doc["active"] = False
+                self._store(cfg.CLIENT_KEY, doc)
 
     def close(self) -> None:
         if self._task is not None:
