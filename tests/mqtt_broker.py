@@ -55,12 +55,14 @@ class Mosquitto:
     """One broker process. `users` {name: password} switches anonymous access off; `certs` adds
     TLS (client certificate required). Restartable on the same port."""
 
-    def __init__(self, workdir: Path, users: dict[str, str] | None = None, certs: Certificates | None = None):
+    def __init__(self, workdir: Path, users: dict[str, str] | None = None, certs: Certificates | None = None,
+                 websockets: bool = False):
         assert shutil.which("mosquitto"), "mosquitto is not installed (scripts/test installs it)"
         self.dir = workdir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
+        self.ws_port = free_port() if websockets else None
         lines = [f"listener {self.port} 127.0.0.1", "user root", "persistence false",
                  "log_dest file " + str(self.dir / "mosquitto.log"), "log_type all",
                  "max_keepalive 3600"]
@@ -75,6 +77,8 @@ class Mosquitto:
         if certs:
             lines += [f"cafile {certs.ca}", f"certfile {certs.dir / 'server.crt'}",
                       f"keyfile {certs.dir / 'server.key'}", "require_certificate true"]
+        if self.ws_port:      # a second listener speaking MQTT over websockets (same options)
+            lines += [f"listener {self.ws_port} 127.0.0.1", "protocol websockets"]
         (self.dir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
 
     def start(self) -> "Mosquitto":

@@ -564,3 +564,19 @@ def test_dtmf_and_call_states_of_a_real_call_reach_the_bridge_and_home_assistant
         assert actives == [b"OFF", b"ON", b"OFF"]
     finally:
         st.stop()
+
+
+def test_websockets_transport(station, tmp_path, observers):
+    broker = Mosquitto(tmp_path / "ws-broker", websockets=True).start()
+    try:
+        st = station
+        base = f"doorstation/{serial_of(st).lower()}"
+        obs = observers(broker.port, f"{base}/#")
+        ok(st, "client.cgi", "configureClient", {"server": {"host": "127.0.0.1", "port": broker.ws_port,
+                                                            "protocol": "ws", "basepath": "/mqtt"}})
+        ok(st, "client.cgi", "activateClient")
+        wait_status(st, "connected")
+        assert ok(st, "client.cgi", "getClientStatus")["config"]["server"]["protocol"] == "ws"
+        obs.wait_for(lambda m: m.topic == f"{base}/door/state" and m.payload == b"LOCKED", what="state over ws")
+    finally:
+        broker.stop()
