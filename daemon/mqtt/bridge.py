@@ -87,7 +87,7 @@ class MqttBridge:
         if hardware is not None:
             from daemon.device import port_layout, port_to_wire
             ports = {"Ports": [port_to_wire(p, bool(hardware.lines.get_value(p.role)))
-                               for p in port_layout(hardware.config.gpio)]}
+                               for p in port_layout(hardware.gpio_config)]}
         return AxisEventModel.from_snapshot(self.runtime.status(), ports)
 
     # -- stored configuration -------------------------------------------------------------------

@@ -7,6 +7,10 @@ Threads:
                             incoming commands (handed to `on_command`, which must not block)
     publisher thread        takes messages from the queue while connected and gives them to paho
 
+Order: messages leave in the order they were offered. A QoS>0 message handed to paho just as the
+connection dropped is kept by paho and resent right after the next CONNACK; newer messages wait
+until it is acknowledged (bounded), so an old value can never overtake a newer one.
+
 Outage behaviour (docs/mqtt.md): a message offered while the broker is away waits in the queue
 and is published after the reconnect, unless it waited longer than `max_age` seconds (counted as
 `expired`: a doorbell that rings minutes late is worse than none); a message offered while the
@@ -96,6 +100,7 @@ class MqttLink:
         self.connected_since: float | None = None
         self._refused = False
         self._command_window = (0.0, 0)           # (window start, commands handed over in it)
+        self._paho_held: list[paho.MQTTMessageInfo] = []   # QoS>0 messages paho keeps for the reconnect
 
     # -- loop side ------------------------------------------------------------------------------
     def offer(self, message: Outgoing) -> bool:
@@ -242,6 +247,8 @@ class MqttLink:
         while not self._stopping.is_set():
             if not self._connected.wait(0.25):
                 continue
+            if self._paho_held and not self._paho_resent():
+                continue
             if held is None:
                 try:
                     held = self._queue.get(timeout=0.25)
@@ -250,6 +257,8 @@ class MqttLink:
                         self._resync.clear()
                         self._republish_retained()
                     continue
+            if not self._connected.is_set():
+                continue                      # lost while we waited for the queue: keep it for later
             if self._clock() - held.at > self._max_age:
                 self.counters["expired"] += 1
                 held = None
@@ -269,13 +278,29 @@ class MqttLink:
         if info.rc == paho.MQTT_ERR_QUEUE_SIZE:
             time.sleep(0.05)             # paho's own queue is full (broker not acknowledging): wait
             return False
-        if info.rc == paho.MQTT_ERR_NO_CONN and m.qos == 0:
-            self._connected.clear()      # lost meanwhile: keep it until the reconnect
-            return False
+        if info.rc == paho.MQTT_ERR_NO_CONN:
+            if m.qos == 0:
+                self._connected.clear()  # lost meanwhile: keep it until the reconnect
+                return False
+            # paho keeps a QoS>0 message and resends it right after the next CONNACK; newer
+            # messages wait until it is acknowledged, or they would overtake it
+            self._paho_held.append(info)
         self.counters["published"] += 1  # sent, or (QoS>0) kept by paho until the reconnect
         if m.retain:
             with self._lock:
                 self._sent[m.topic] = m.payload
+        return True
+
+    def _paho_resent(self, wait: float = 2.0) -> bool:
+        """After a reconnect: wait (bounded) until paho's own resends are acknowledged."""
+        deadline = time.monotonic() + wait
+        while not all(info.is_published() for info in self._paho_held):
+            if not self._connected.is_set() or self._stopping.is_set():
+                return False
+            if time.monotonic() > deadline:
+                break                        # not acknowledged in time: go on rather than stall
+            time.sleep(0.01)
+        self._paho_held.clear()
         return True
 
     def _republish_retained(self) -> None:
