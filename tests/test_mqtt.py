@@ -201,7 +201,7 @@ def test_home_assistant_discovery_documents_field_by_field(station, broker, obse
               "sw_version": props["Version"], "hw_version": props["ProdVariant"], "serial_number": serial}
     availability = [{"topic": f"{base}/availability", "payload_available": "online",
                      "payload_not_available": "offline"}]
-    common = {"has_entity_name": True, "availability": availability,
+    common = {"availability": availability,
               "origin": {"name": "doorstation", "sw_version": props["Version"]}}
 
     def check(component: str, object_id: str, expected: dict) -> None:

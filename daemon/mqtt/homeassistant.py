@@ -122,7 +122,7 @@ class HomeAssistant:
         docs = []
         for component, object_id, fields in self.entities():
             doc = {**fields, "unique_id": f"{self.node}_{object_id}",
-                   "has_entity_name": True, "device": self._device(),
+                   "device": self._device(),
                    "origin": {"name": "doorstation", "sw_version": self.identity.version}}
             if self.availability is not None:
                 doc["availability"] = [{"topic": self.availability["topic"],
