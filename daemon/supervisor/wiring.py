@@ -2,6 +2,7 @@
 knows how they connect.
 
     store -> event sink -> hardware (relay locked first) -> SIP engine -> runtime -> intercom
+          -> MQTT bridge (daemon/mqtt: follows the event log, opens the door through the runtime)
 
 `open_station()` builds all of it (nothing is left open when a step fails); `Station.start()`
 starts the engine and the door; `Station.close()` stops them in reverse: calls ended, engine
