@@ -109,6 +109,8 @@ def test_bridge_publishes_press_and_call_state_with_custom_prefix_and_filters(st
     initial = obs.wait_for(lambda m: m.topic == io_topic and m.json()["message"]["source"] == {"port": "0"},
                            what="button port's initial value")
     assert initial.json()["message"]["data"] == {"state": "0"}
+    idle = obs.wait_for(lambda m: m.topic == "site/door1/axis:Call/State", what="call state's initial value")
+    assert idle.json()["message"]["data"] == {"CallState": "Idle"}
     mark = obs.mark()
     assert doorstation("press", state_dir=st.state_dir).returncode == 0
     pressed = obs.wait_for(lambda m: m.topic == io_topic and m.json()["message"]["data"] == {"state": "1"},
@@ -552,6 +554,9 @@ def test_dtmf_and_call_states_of_a_real_call_reach_the_bridge_and_home_assistant
         connect(st, broker.port)
         wait_status(st, "connected")
         bob = baresip_factory()
+        # the initial values first (published on activation), then the call's own messages
+        obs.wait_for(lambda m: m.topic == "door/Call/State", what="initial Call/State")
+        obs.wait_for(lambda m: m.topic == f"{base}/call/active", what="initial HA call state")
         mark = obs.mark()
         call_id = st.ok("Call", {"To": bob.aor})["CallId"]
         wait_call_state(st, call_id, "Active")
