@@ -170,6 +170,30 @@ def add_user(store: Store, name: str, role: str, password: str, replace: bool = 
         _insert(tx, name, role, password, replace, clock())
 
 
+def update_user(store: Store, name: str, role: str | None = None, password: str | None = None) -> None:
+    """Change an existing user's role, password or both; what is not given is kept (a role change
+    keeps the verifiers, so the password stays valid). Raises UnknownUser, InvalidRole,
+    InvalidPassword, LastAdmin (demoting the only admin), ValueError when neither is given."""
+    if role is None and password is None:
+        raise UserError("nothing to change: give a role, a password or both")
+    if role is not None and role not in ROLES:
+        raise InvalidRole(f"role must be one of {', '.join(ROLES)}")
+    if password is not None and (not isinstance(password, str)
+                                 or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX)):
+        raise InvalidPassword(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    with store.transaction() as tx:
+        row = tx.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            raise UnknownUser(f"no user {name!r}")
+        new_role = row[0] if role is None else role
+        if row[0] == "admin" and new_role != "admin" and _admin_count(tx) == 1:
+            raise LastAdmin(f"{name!r} is the last admin")
+        if password is None:
+            tx.execute("UPDATE users SET role = ? WHERE name = ?", (new_role, name))
+        else:
+            _insert(tx, name, new_role, password, replace=True, now=0.0)
+
+
 def remove_user(store: Store, name: str) -> None:
     """Raises UnknownUser, or LastAdmin when `name` is the only admin."""
     with store.transaction() as tx:

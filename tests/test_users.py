@@ -201,3 +201,43 @@ def test_readonly_store_sees_users_and_cannot_write(store, tmp_path):
             ro.conn.execute("DELETE FROM users")
     finally:
         ro.close()
+
+
+def test_update_user_changes_role_or_password_and_keeps_the_rest(store):
+    users.add_user(store, "root1", "admin", "password-1")
+    users.add_user(store, "hank", "viewer", "password-h")
+    before = users.get_user(store, "hank")
+    users.update_user(store, "hank", role="operator")        # role only: verifiers kept
+    after = users.get_user(store, "hank")
+    assert after.role == "operator"
+    assert (after.ha1_md5, after.ha1_sha256, after.pw_hash, after.created) == \
+        (before.ha1_md5, before.ha1_sha256, before.pw_hash, before.created)
+    assert users.verify_password(after, "password-h")
+    users.update_user(store, "hank", password="new-password-h")   # password only: role kept
+    changed = users.get_user(store, "hank")
+    assert changed.role == "operator" and changed.created == before.created
+    assert users.verify_password(changed, "new-password-h") and not users.verify_password(changed, "password-h")
+    assert changed.ha1_md5 == users.digest_ha1("MD5", "hank", "new-password-h")
+    users.update_user(store, "hank", role="viewer", password="third-password")
+    assert users.get_user(store, "hank").role == "viewer"
+
+
+def test_update_user_refuses_bad_input_unknown_users_and_demoting_the_last_admin(store):
+    users.add_user(store, "root1", "admin", "password-1")
+    with pytest.raises(users.UnknownUser):
+        users.update_user(store, "nobody", role="viewer")
+    with pytest.raises(users.InvalidRole):
+        users.update_user(store, "root1", role="superuser")
+    with pytest.raises(users.InvalidPassword):
+        users.update_user(store, "root1", password="short")
+    with pytest.raises(users.InvalidPassword):
+        users.update_user(store, "root1", password="x" * (users.PASSWORD_MAX + 1))
+    with pytest.raises(users.UserError):
+        users.update_user(store, "root1")
+    with pytest.raises(users.LastAdmin):
+        users.update_user(store, "root1", role="operator")
+    assert users.get_user(store, "root1").role == "admin"
+    users.update_user(store, "root1", password="password-1b")   # the last admin may change its password
+    users.add_user(store, "root2", "admin", "password-2")
+    users.update_user(store, "root1", role="viewer")             # another admin remains
+    assert users.get_user(store, "root1").role == "viewer"
