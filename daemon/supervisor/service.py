@@ -44,7 +44,7 @@ class Supervisor:
         self.server = ControlServer(str(socket_path), self._handlers(), log)
 
     def _handlers(self) -> dict:
-        from daemon import device, users
+        from daemon import device, usercontrol, users
         return {
             "ping": lambda args: {"pid": os.getpid()},
             "vapix": self.vapix,
@@ -60,6 +60,7 @@ class Supervisor:
             "user.list": lambda args: users.list_users(self.store),
             **device.control_handlers(self.runtime, self.store),
             **(self.mqtt.control_handlers() if self.mqtt is not None else {}),
+            **usercontrol.control_handlers(self.store),     # pwdgrp.cgi
         }
 
     def user_add(self, args: dict) -> dict:

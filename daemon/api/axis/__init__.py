@@ -1,5 +1,6 @@
 """The station as an Axis device to VMSs and Home Assistant (VAPIX): API discovery, basic device
-information, param.cgi, I/O ports (portmanagement.cgi and the legacy port.cgi) and usergroup.cgi.
+information, param.cgi, I/O ports (portmanagement.cgi and the legacy port.cgi), usergroup.cgi and pwdgrp.cgi
+(user management).
 What each endpoint answers, and why: docs/axis.md.
 
 `axis_routes(control, state_dir)` returns {path: resource} for daemon.api.app; every route is
@@ -18,6 +19,7 @@ from daemon.api.axis.identity import DeviceIdentity, IdentitySources, read_ident
 from daemon.api.axis.params import ParamCgiResource
 from daemon.api.axis.portcgi import PortCgiResource
 from daemon.api.axis.ports import StationPorts
+from daemon.api.axis.pwdgrp import PwdgrpResource
 from daemon.api.axis.usergroup import UserGroupResource
 
 
@@ -47,4 +49,5 @@ def axis_routes(control, state_dir: str | os.PathLike,
         "/axis-cgi/usergroup.cgi": UserGroupResource(),
         "/axis-cgi/mqtt/client.cgi": mqtt.client_resource(control),
         "/axis-cgi/mqtt/event.cgi": mqtt.event_resource(control),
+        "/axis-cgi/pwdgrp.cgi": PwdgrpResource(control),
     }

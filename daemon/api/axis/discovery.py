@@ -17,6 +17,7 @@ APIS = [
     {"id": "basic-device-info", "version": "1.1", "name": "Basic Device Information"},
     {"id": "io-port-management", "version": "1.0", "name": "IO Port Management"},
     {"id": "param-cgi", "version": "1.0", "name": "Legacy Parameter Handling"},
+    {"id": "user-management", "version": "1.0", "name": "User Management"},   # pwdgrp.cgi
     # The VAPIX Call service at /vapix/call (param.cgi also says so: Properties.API.SIP.*).
     {"id": "sip", "version": "2.0", "name": "Call service"},
     # ws(s)://HOST/vapix/ws-data-stream?sources=events (daemon/api/wsevents/)
