@@ -8,6 +8,10 @@ interpreter of .venv-axis (scripts/test makes it), never imported by the tests t
            stream plays and its first events arrived, optionally switches port ID on through
            setPorts, collects for SECONDS, then prints the events: [topic, id, state, operation]
 
+    python tests/axis_client.py HOST PORT USER PASSWORD users NAME PASSWORD
+        -> through pwdgrp.cgi (vapix.users): list, create NAME as viewer, modify to operator, list,
+           initialize_users + load_user_groups (the rights axis then reads), delete, list
+
 Prints one JSON object; errors become {"error": "<axis exception class>", "message": ...}.
 """
 import asyncio
@@ -45,9 +49,32 @@ async def main(host: str, port: str, user: str, password: str, action: str, *res
             await vapix.api_discovery.update()
             await getattr(vapix.io_port_management, action)(rest[0])
             return {"done": action, "port": rest[0]}
+        if action == "users":
+            return await manage_users(device, rest[0], rest[1])
         if action == "events":
             return await stream_events(device, int(rest[0]), float(rest[1]), list(rest[2:]))
         raise SystemExit(f"unknown action {action}")
+
+
+async def manage_users(device: AxisDevice, name: str, password: str) -> dict:
+    from axis.models.pwdgrp_cgi import SecondaryGroup
+    users = device.vapix.users
+
+    async def listing() -> dict:
+        # v60 splits an empty group (ptz="") into one user named "": not one of ours
+        return {n: str(u.privileges) for n, u in sorted((await users.list()).items()) if n}
+
+    before = await listing()
+    await users.create(name, pwd=password, sgrp=SecondaryGroup.VIEWER, comment="made by axis")
+    created = await listing()
+    await users.modify(name, sgrp=SecondaryGroup.OPERATOR)
+    modified = await listing()
+    await device.vapix.initialize_users()
+    await device.vapix.load_user_groups()
+    rights = str(device.vapix.access_rights)
+    await users.delete(name)
+    return {"before": before, "created": created, "modified": modified, "rights": rights,
+            "after": await listing()}
 
 
 async def stream_events(device: AxisDevice, rtsp_port: int, seconds: float, then: list[str]) -> dict:

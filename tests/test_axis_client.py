@@ -143,3 +143,25 @@ def test_wrong_password_learns_nothing(station):
 
 
 
+
+
+def test_users_managed_through_pwdgrp(station):
+    """axis's `vapix.users` (pwdgrp.cgi): list, create, modify, delete; its access rights then come
+    from pwdgrp's listing (an admin here)."""
+    learnt = axis(station, ADMIN, "users", "frontdesk", "frontdesk-pw-1")
+    base = {"admin": "viewer:operator:admin", "oper": "viewer:operator", "viewer": "viewer"}
+    assert "before" in learnt, learnt
+    assert learnt["before"] == base, learnt
+    assert learnt["created"] == {**base, "frontdesk": "viewer"}
+    assert learnt["modified"] == {**base, "frontdesk": "viewer:operator"}
+    assert learnt["rights"] == "viewer:operator:admin"
+    assert learnt["after"] == base
+
+
+def test_pwdgrp_refuses_a_viewer_and_axis_falls_back_to_usergroup(station):
+    learnt = axis(station, VIEWER, "users", "sneaky", "sneaky-pw-1")
+    assert learnt.get("error") == "Forbidden", learnt
+    r = station.session(ADMIN).post(f"{station.url}/axis-cgi/pwdgrp.cgi", data={"action": "get"}, timeout=30)
+    assert "sneaky" not in r.text
+    learnt = axis(station, VIEWER, "initialize")
+    assert learnt["access_rights"] == "viewer"
