@@ -102,7 +102,7 @@ def test_api_list(client):
     ids = {a["id"]: a["version"] for a in doc["data"]["apiList"]}
     assert ids == {"api-discovery": "1.0", "basic-device-info": "1.1", "io-port-management": "1.0",
                    "param-cgi": "1.0", "sip": "2.0", "event-streaming-over-websocket": "1.0",
-                   "mqtt-client": "1.0", "event-mqtt-bridge": "1.0"}
+                   "mqtt-client": "1.0", "event-mqtt-bridge": "1.0", "user-management": "1.0"}
     assert all(set(a) >= {"id", "name", "version"} for a in doc["data"]["apiList"])
 
 
