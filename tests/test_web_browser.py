@@ -11,6 +11,7 @@ import shutil
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.select import Select
 
 from tests.harness import ADMIN, OPERATOR, VIEWER, Station, doorstation, free_sip_port
 from tests.sip_peers import baresip_factory, kamailio_factory, wait_until  # noqa: F401  (fixtures)
@@ -37,7 +38,7 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(not shutil.which("chromedriver"), reason="chromium-driver is not installed")]
 
 WRITE_CONTROLS = ("open-door", "call-now", "hang-up", "sip-form", "account-form", "test-form", "door-form",
-                  "vms-form", "codecs-form")
+                  "vms-form", "codecs-form", "user-admin", "user-add-form", "user-edit-form", "user-remove")
 
 
 @pytest.fixture
@@ -264,4 +265,97 @@ def test_sip_settings_form_and_codec_order(tmp_path, browser):
         wait_text(d, "notice", "Codec order saved")
         names = [c["Name"] for c in st.ok("GetAudioCodecs")["AudioCodec"]]
         assert names[:2] == [second, first]
+        assert page_errors(d) == []
+
+
+def pwdgrp_groups(st: Station) -> dict[str, list[str]]:
+    r = st.session(ADMIN).post(f"{st.url}/axis-cgi/pwdgrp.cgi", data={"action": "get"}, timeout=30)
+    assert r.status_code == 200, r.text
+    return {k: [n for n in v.strip('"').split(",") if n]
+            for k, v in (line.split("=", 1) for line in r.text.splitlines())}
+
+
+def user_rows(driver) -> list[tuple[str, str]]:
+    return [tuple(td.text for td in tr.find_elements(By.TAG_NAME, "td"))
+            for tr in driver.find_elements(By.CSS_SELECTOR, "#user-rows tr")]
+
+
+def test_users_and_roles_through_pwdgrp(tmp_path, browser):
+    """An admin adds a viewer (errors next to their fields), the viewer logs in and sees no write
+    controls; removing or demoting the last admin is refused with the reason shown; a role change
+    and a removal (after its confirmation) reach the store through pwdgrp.cgi."""
+    axe = axe_source()
+    with Station(tmp_path / "state") as st:
+        d = browser
+        log_in(d, st, ADMIN)
+        wait(d, lambda d: ("viewer", "viewer") in user_rows(d), what="the user list")
+        assert ("admin", "admin") in user_rows(d) and ("oper", "operator") in user_rows(d)
+        # add: passwords differ / too short / name taken / bad name, each next to its field
+        fill(d, "user-add-name", "guest")
+        fill(d, "user-add-password", "guest-pass-1")
+        fill(d, "user-add-again", "guest-pass-2")
+        by_id(d, "user-add-form").submit()
+        wait_text(d, "user-add-again-err", "differ")
+        fill(d, "user-add-password", "short")
+        fill(d, "user-add-again", "short")
+        by_id(d, "user-add-form").submit()
+        wait_text(d, "user-add-password-err", "8 to 128 characters")
+        assert by_id(d, "user-add-password").get_attribute("aria-invalid") == "true"
+        for name, words in (("viewer", "already exists"), ("no spaces", "user name")):
+            fill(d, "user-add-name", name)
+            fill(d, "user-add-password", "guest-pass-1")
+            fill(d, "user-add-again", "guest-pass-1")
+            by_id(d, "user-add-form").submit()
+            wait_text(d, "user-add-name-err", words)
+        assert_accessible(d, axe, "users section with errors shown")
+        fill(d, "user-add-name", "guest")
+        fill(d, "user-add-password", "guest-pass-1")
+        fill(d, "user-add-again", "guest-pass-1")
+        Select(by_id(d, "user-add-role")).select_by_visible_text("viewer")
+        by_id(d, "user-add-form").submit()
+        wait_text(d, "notice", "User guest added as viewer")
+        wait(d, lambda d: ("guest", "viewer") in user_rows(d), what="guest in the list")
+        assert "guest" in pwdgrp_groups(st)["viewer"] and "guest" not in pwdgrp_groups(st)["operator"]
+
+        # the new viewer logs in: no write controls, no user management
+        log_in(d, st, ("guest", "guest-pass-1"))
+        assert text_of(d, "who-name") == "guest (viewer)"
+        for ident in WRITE_CONTROLS:
+            assert not d.find_elements(By.ID, ident), f"a viewer sees #{ident}"
+        assert "role viewer" in text_of(d, "users-me")
+
+        # the last admin can be neither removed nor demoted: the reason next to the field
+        log_in(d, st, ADMIN)
+        wait(d, lambda d: ("guest", "viewer") in user_rows(d), what="the user list")
+        Select(by_id(d, "user-edit-name")).select_by_visible_text("admin")
+        by_id(d, "user-remove").click()
+        wait(d, lambda d: visible(d, "confirm-remove"), what="the removal confirmation")
+        assert "admin" in text_of(d, "confirm-remove-text")
+        by_id(d, "confirm-remove-yes").click()
+        reason = wait_text(d, "user-edit-name-err", "last admin")
+        assert "add another admin first" in reason
+        Select(by_id(d, "user-edit-role")).select_by_visible_text("operator")
+        by_id(d, "user-edit-form").submit()
+        wait_text(d, "user-edit-role-err", "last admin")
+        assert pwdgrp_groups(st)["admin"] == ["admin"]
+
+        # a role change, then a removal: Escape cancels the confirmation, "Remove" removes
+        Select(by_id(d, "user-edit-name")).select_by_visible_text("guest")
+        assert Select(by_id(d, "user-edit-role")).first_selected_option.text == "viewer"
+        Select(by_id(d, "user-edit-role")).select_by_visible_text("operator")
+        by_id(d, "user-edit-form").submit()
+        wait_text(d, "notice", "User guest changed")
+        assert "guest" in pwdgrp_groups(st)["operator"]
+        wait(d, lambda d: ("guest", "operator") in user_rows(d), what="guest as operator")
+        by_id(d, "user-remove").click()
+        wait(d, lambda d: visible(d, "confirm-remove"), what="the removal confirmation")
+        press(d, Keys.ESCAPE)
+        wait(d, lambda d: not visible(d, "confirm-remove"), what="the confirmation to close")
+        assert "guest" in pwdgrp_groups(st)["users"]
+        by_id(d, "user-remove").click()
+        wait(d, lambda d: visible(d, "confirm-remove"), what="the removal confirmation")
+        by_id(d, "confirm-remove-yes").click()
+        wait_text(d, "notice", "User guest removed")
+        assert "guest" not in pwdgrp_groups(st)["users"]
+        wait(d, lambda d: all(row[0] != "guest" for row in user_rows(d)), what="guest gone from the list")
         assert page_errors(d) == []

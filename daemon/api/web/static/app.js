@@ -374,6 +374,7 @@ async function loadSettings() {
     $("vms-timeout").value = v.Timeout ?? "";
   } catch (err) { showError($("vms-form"), err); }
   loadCodecs();
+  loadUsers();
 }
 
 const asInt = (text) => (/^\s*\d+\s*$/.test(text) ? Number(text) : text);
@@ -541,7 +542,8 @@ function wireActions() {
     notice(calls.length ? "Hung up." : "There is no call to hang up.");
   }));
   if ($("open-door")) {
-    $("open-door").addEventListener("click", () => $("confirm").showModal());
+    // returnValue outlives the dialog: reset it, or Escape would repeat the last "yes"
+    $("open-door").addEventListener("click", () => { $("confirm").returnValue = ""; $("confirm").showModal(); });
     $("confirm").addEventListener("close", () => {
       if ($("confirm").returnValue !== "yes") return;
       guarded($("call-form"), async () => {
@@ -550,6 +552,123 @@ function wireActions() {
       });
     });
   }
+}
+
+// -- users (VAPIX pwdgrp.cgi: form fields in, one text line out, "# Error: ..." with a status) ----
+const ROLE_SGRP = { viewer: "viewer", operator: "viewer:operator", admin: "viewer:operator:admin" };
+let userRoles = new Map();   // name -> role, from the last action=get
+
+// The field a pwdgrp.cgi refusal concerns (its reasons come from the station's user store).
+function pwdgrpField(reason) {
+  if (/password/i.test(reason)) return "pwd";
+  if (/sgrp|role|last admin/i.test(reason)) return "sgrp";
+  if (/user|account|name/i.test(reason)) return "user";
+  return null;
+}
+
+async function pwdgrp(fields) {
+  const headers = { "X-Doorstation-Page": "1", "Content-Type": "application/x-www-form-urlencoded" };
+  if (me && me.CSRF) headers["X-CSRF-Token"] = me.CSRF;
+  let r;
+  try {
+    r = await fetch("/axis-cgi/pwdgrp.cgi", { method: "POST", headers, cache: "no-store", credentials: "same-origin",
+                                              body: new URLSearchParams(fields).toString() });
+  } catch (e) {
+    throw new ApiError(0, { FaultReason: "The station cannot be reached" });
+  }
+  const text = await r.text();
+  if (r.status === 401 && me) sessionEnded();
+  if (!r.ok) {
+    let data = null;
+    try { data = JSON.parse(text); } catch (e) { data = null; }   // the page gate answers JSON
+    if (!data || !data.FaultReason) {
+      let reason = text.replace(/^# Error:\s*/, "").trim() || `The station answered HTTP ${r.status}`;
+      if (/last admin/.test(reason)) reason += ": the station needs one, add another admin first";
+      data = { FaultReason: reason, Field: pwdgrpField(reason) };
+    }
+    throw new ApiError(r.status, data);
+  }
+  return text;
+}
+
+function parseGroups(text) {
+  const groups = {};
+  for (const line of text.split(/\r?\n/)) {
+    const m = /^([A-Za-z-]+)="([^"]*)"$/.exec(line.trim());
+    if (m) groups[m[1]] = m[2] ? m[2].split(",") : [];
+  }
+  return groups;
+}
+
+async function loadUsers() {
+  if (!$("user-rows")) return;
+  try {
+    const g = parseGroups(await pwdgrp({ action: "get" }));
+    const roleOf = (n) => ((g.admin || []).includes(n) ? "admin" : (g.operator || []).includes(n) ? "operator" : "viewer");
+    userRoles = new Map((g.users || []).map((n) => [n, roleOf(n)]));
+    const rows = $("user-rows"), pick = $("user-edit-name"), keep = pick.value;
+    rows.replaceChildren();
+    pick.replaceChildren();
+    for (const [name, role] of userRoles) {
+      const tr = document.createElement("tr");
+      tr.append(Object.assign(document.createElement("td"), { textContent: name }),
+                Object.assign(document.createElement("td"), { textContent: role }));
+      rows.append(tr);
+      pick.append(new Option(name, name));
+    }
+    if (userRoles.has(keep)) pick.value = keep;
+    if (userRoles.has(pick.value)) $("user-edit-role").value = userRoles.get(pick.value);
+  } catch (err) { showError($("user-edit-form"), err); }
+}
+
+function wireUsers() {
+  const mismatch = (form, again) =>
+    showError(form, new ApiError(400, { FaultReason: "The two passwords differ" }), again);
+  bindForm($("user-add-form"), async (form) => {
+    if ($("user-add-password").value !== $("user-add-again").value) return mismatch(form, $("user-add-again"));
+    const name = $("user-add-name").value.trim(), role = $("user-add-role").value;
+    await pwdgrp({ action: "add", user: name, pwd: $("user-add-password").value, grp: "users", sgrp: ROLE_SGRP[role] });
+    form.reset();
+    await loadUsers();
+    notice(`User ${name} added as ${role}.`);
+  });
+  $("user-edit-name").addEventListener("change", () => {
+    const role = userRoles.get($("user-edit-name").value);
+    if (role) $("user-edit-role").value = role;
+  });
+  bindForm($("user-edit-form"), async (form) => {
+    const name = $("user-edit-name").value, role = $("user-edit-role").value;
+    if (!name) return showError(form, new ApiError(400, { FaultReason: "Choose a user" }), $("user-edit-name"));
+    if ($("user-edit-password").value !== $("user-edit-again").value) return mismatch(form, $("user-edit-again"));
+    const fields = { action: "update", user: name };
+    if (role !== userRoles.get(name)) fields.sgrp = ROLE_SGRP[role];
+    if ($("user-edit-password").value) fields.pwd = $("user-edit-password").value;
+    if (!fields.sgrp && !fields.pwd) { notice(`Nothing to change for ${name}.`); return; }
+    await pwdgrp(fields);
+    $("user-edit-password").value = "";
+    $("user-edit-again").value = "";
+    notice(`User ${name} changed${name === me.User ? "; your session ends: log in again" : ""}.`);
+    await loadUsers();
+  });
+  $("user-remove").addEventListener("click", () => {
+    const form = $("user-edit-form"), name = $("user-edit-name").value;
+    clearErrors(form);
+    if (!name) { showError(form, new ApiError(400, { FaultReason: "Choose a user" }), $("user-edit-name")); return; }
+    $("confirm-remove-text").textContent = `${name} (${userRoles.get(name) || "?"}) can no longer log in or use the API.`;
+    $("confirm-remove").returnValue = "";
+    $("confirm-remove").showModal();
+  });
+  $("confirm-remove").addEventListener("close", async () => {
+    if ($("confirm-remove").returnValue !== "yes") return;
+    const form = $("user-edit-form"), name = $("user-edit-name").value;
+    try {
+      await pwdgrp({ action: "remove", user: name });
+      notice(`User ${name} removed.`);
+      await loadUsers();
+    } catch (err) {
+      if (err instanceof ApiError) showError(form, err, $("user-edit-name")); else throw err;
+    }
+  });
 }
 
 // -- set-up, log-in, log-out ----------------------------------------------------------------------
@@ -580,5 +699,6 @@ document.addEventListener("DOMContentLoaded", () => {
   wireSession();
   wireSettings();
   wireActions();
+  wireUsers();
   start();
 });
