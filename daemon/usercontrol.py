@@ -9,6 +9,8 @@ can answer with the right HTTP status and the page can show it next to the right
 """
 from __future__ import annotations
 
+import asyncio
+import inspect
 from typing import Callable
 
 from daemon import users
@@ -38,20 +40,30 @@ def _text(args: dict, key: str) -> str | None:
 
 def control_handlers(store: Store) -> dict[str, Callable[[dict], object]]:
     def guarded(action: Callable[[dict], object]) -> Callable[[dict], object]:
-        def run(args: dict):
+        async def run(args: dict):
             try:
-                return action(args if isinstance(args, dict) else {})
+                result = action(args if isinstance(args, dict) else {})
+                return (await result) if inspect.isawaitable(result) else result
             except users.UserError as e:
                 raise refusal(e) from None
         return run
 
-    def create(args: dict) -> dict:
-        users.add_user(store, _text(args, "name") or "", _text(args, "role") or "", _text(args, "password") or "")
+    # scrypt (~0.1 s) runs in a worker thread, after the cheap checks, so the loop that runs the
+    # door and the calls never waits for it; the write itself stays on the loop (single writer).
+    async def create(args: dict) -> dict:
+        name, role, password = _text(args, "name") or "", _text(args, "role") or "", _text(args, "password") or ""
+        users.validate(name, role, password)
+        ready = await asyncio.to_thread(users.make_verifiers, name, password)
+        users.add_user(store, name, role, password, verifiers=ready)
         return {}
 
-    def update(args: dict) -> dict:
-        users.update_user(store, _text(args, "name") or "", role=_text(args, "role"),
-                          password=_text(args, "password"))
+    async def update(args: dict) -> dict:
+        name, role, password = _text(args, "name") or "", _text(args, "role"), _text(args, "password")
+        ready = None
+        if password is not None:
+            users.validate_password(password)
+            ready = await asyncio.to_thread(users.make_verifiers, name, password)
+        users.update_user(store, name, role=role, password=password, verifiers=ready)
         return {}
 
     def delete(args: dict) -> dict:

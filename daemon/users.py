@@ -123,15 +123,39 @@ def generate_password() -> str:
     return secrets.token_urlsafe(15)
 
 
+@dataclass(frozen=True)
+class Verifiers:
+    """What the store keeps of one user's password, computed ahead (scrypt takes ~0.1 s: a caller
+    on an event loop computes this in a worker thread, then writes on its own thread)."""
+    name: str
+    ha1_md5: str
+    ha1_sha256: str
+    pw_hash: str
+
+
+def make_verifiers(name: str, password: str) -> Verifiers:
+    return Verifiers(name, digest_ha1("MD5", name, password), digest_ha1("SHA-256", name, password),
+                     scrypt_hash(password))
+
+
 # -- validation ---------------------------------------------------------------------------------
+
+def validate(name: str, role: str, password: str) -> None:
+    """The checks add_user makes before it writes (cheap: call it before make_verifiers)."""
+    _validate(name, role, password)
+
+
+def validate_password(password: str) -> None:
+    if not isinstance(password, str) or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
+        raise InvalidPassword(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+
 
 def _validate(name: str, role: str, password: str) -> None:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise InvalidUserName("user name must be 1 to 64 of A-Z a-z 0-9 . _ -")
     if role not in ROLES:
         raise InvalidRole(f"role must be one of {', '.join(ROLES)}")
-    if not isinstance(password, str) or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX):
-        raise InvalidPassword(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    validate_password(password)
 
 
 # -- store operations ---------------------------------------------------------------------------
@@ -144,10 +168,12 @@ def _admin_count(tx) -> int:
     return tx.execute("SELECT COUNT(*) FROM users WHERE role = 'admin'").fetchone()[0]
 
 
-def _insert(tx, name: str, role: str, password: str, replace: bool, now: float) -> None:
+def _insert(tx, name: str, role: str, password: str, replace: bool, now: float,
+            ready: Verifiers | None = None) -> None:
     row = tx.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
-    verifiers = (REALM, digest_ha1("MD5", name, password), digest_ha1("SHA-256", name, password),
-                 scrypt_hash(password))
+    if ready is None or ready.name != name:    # HA1 includes the name: never reuse another's
+        ready = make_verifiers(name, password)
+    verifiers = (REALM, ready.ha1_md5, ready.ha1_sha256, ready.pw_hash)
     if row is None:
         tx.execute(f"INSERT INTO users ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                    (name, role, *verifiers, now))
@@ -161,16 +187,17 @@ def _insert(tx, name: str, role: str, password: str, replace: bool, now: float) 
 
 
 def add_user(store: Store, name: str, role: str, password: str, replace: bool = False,
-             clock: Callable[[], float] = time.time) -> None:
+             clock: Callable[[], float] = time.time, verifiers: Verifiers | None = None) -> None:
     """Create a user, or with replace=True set an existing user's role and password
     (its `created` time is kept). Raises InvalidUserName/InvalidRole/InvalidPassword, UserExists,
-    LastAdmin (demoting the only admin)."""
+    LastAdmin (demoting the only admin). `verifiers`: make_verifiers(name, password), computed ahead."""
     _validate(name, role, password)
     with store.transaction() as tx:
-        _insert(tx, name, role, password, replace, clock())
+        _insert(tx, name, role, password, replace, clock(), verifiers)
 
 
-def update_user(store: Store, name: str, role: str | None = None, password: str | None = None) -> None:
+def update_user(store: Store, name: str, role: str | None = None, password: str | None = None,
+                verifiers: Verifiers | None = None) -> None:
     """Change an existing user's role, password or both; what is not given is kept (a role change
     keeps the verifiers, so the password stays valid). Raises UnknownUser, InvalidRole,
     InvalidPassword, LastAdmin (demoting the only admin), ValueError when neither is given."""
@@ -178,9 +205,8 @@ def update_user(store: Store, name: str, role: str | None = None, password: str 
         raise UserError("nothing to change: give a role, a password or both")
     if role is not None and role not in ROLES:
         raise InvalidRole(f"role must be one of {', '.join(ROLES)}")
-    if password is not None and (not isinstance(password, str)
-                                 or not (PASSWORD_MIN <= len(password) <= PASSWORD_MAX)):
-        raise InvalidPassword(f"password must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if password is not None:
+        validate_password(password)
     with store.transaction() as tx:
         row = tx.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
         if row is None:
@@ -191,7 +217,7 @@ def update_user(store: Store, name: str, role: str | None = None, password: str 
         if password is None:
             tx.execute("UPDATE users SET role = ? WHERE name = ?", (new_role, name))
         else:
-            _insert(tx, name, new_role, password, replace=True, now=0.0)
+            _insert(tx, name, new_role, password, replace=True, now=0.0, ready=verifiers)
 
 
 def remove_user(store: Store, name: str) -> None:

@@ -241,3 +241,15 @@ def test_update_user_refuses_bad_input_unknown_users_and_demoting_the_last_admin
     users.add_user(store, "root2", "admin", "password-2")
     users.update_user(store, "root1", role="viewer")             # another admin remains
     assert users.get_user(store, "root1").role == "viewer"
+
+
+def test_verifiers_computed_ahead_are_stored_only_for_their_own_name(store):
+    ready = users.make_verifiers("ivy", "ivy-password")
+    users.add_user(store, "ivy", "viewer", "ivy-password", verifiers=ready)
+    assert users.get_user(store, "ivy").pw_hash == ready.pw_hash
+    users.add_user(store, "jon", "viewer", "jon-password", verifiers=ready)    # not jon's: recomputed
+    jon = users.get_user(store, "jon")
+    assert jon.pw_hash != ready.pw_hash and jon.ha1_md5 == users.digest_ha1("MD5", "jon", "jon-password")
+    again = users.make_verifiers("ivy", "ivy-password-2")
+    users.update_user(store, "ivy", password="ivy-password-2", verifiers=again)
+    assert users.verify_password(users.get_user(store, "ivy"), "ivy-password-2")
