@@ -57,7 +57,7 @@ def groups_text(rows: list[dict]) -> str:
     """The answer to action=get: every group Axis clients read, users comma-separated."""
     members: dict[str, list[str]] = {"admin": [], "operator": [], "viewer": []}
     for row in rows:
-        for group in GROUPS.get(row.get("role"), []):
+        for group in GROUPS.get(str(row.get("role")), []):
             members[group].append(str(row.get("name")))
     everyone = ",".join(str(r.get("name")) for r in rows)
     lines = [f'{group}="{",".join(names)}"' for group, names in members.items()]
