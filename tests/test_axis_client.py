@@ -135,16 +135,6 @@ def test_port_names_set_by_an_admin(station):
     assert r.status_code == 403
 
 
-def test_wrong_password_learns_nothing(station):
-    # last in this module: the failed logins get 127.0.0.1 rate-limited for a while
-    learnt = axis(station, (ADMIN[0], "not-the-password"), "initialize")
-    # api discovery answers 401, which axis v60 treats as "not supported": it learns nothing
-    assert learnt.get("serial_number") in ("", None), learnt
-
-
-
-
-
 def test_users_managed_through_pwdgrp(station):
     """axis's `vapix.users` (pwdgrp.cgi): list, create, modify, delete; its access rights then come
     from pwdgrp's listing (an admin here)."""
@@ -165,3 +155,10 @@ def test_pwdgrp_refuses_a_viewer_and_axis_falls_back_to_usergroup(station):
     assert "sneaky" not in r.text
     learnt = axis(station, VIEWER, "initialize")
     assert learnt["access_rights"] == "viewer"
+
+
+def test_wrong_password_learns_nothing(station):
+    # last in this module: the failed logins get 127.0.0.1 rate-limited for a while
+    learnt = axis(station, (ADMIN[0], "not-the-password"), "initialize")
+    # api discovery answers 401, which axis v60 treats as "not supported": it learns nothing
+    assert learnt.get("serial_number") in ("", None), learnt
