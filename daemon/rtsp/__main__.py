@@ -33,7 +33,9 @@ async def serve(state_dir: Path, host: str, port: int, log: logging.Logger) -> i
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     hub = EventHub(log)
-    server = RtspServer(hub, DigestVerifier(StoreUserLookup(state_dir)), log)
+    from daemon.audiostream import audio_socket_path
+    server = RtspServer(hub, DigestVerifier(StoreUserLookup(state_dir)), log,
+                        audio_socket=str(audio_socket_path(state_dir)))
     try:
         await server.start(host, port)
     except OSError as e:
@@ -45,6 +47,7 @@ async def serve(state_dir: Path, host: str, port: int, log: logging.Logger) -> i
     follower.start()
     shown = f"[{host}]" if ":" in host else host
     log.info("RTSP event stream on rtsp://%s:%d/axis-media/media.amp?video=0&audio=0&event=on", shown, port)
+    log.info("RTSP microphone on rtsp://%s:%d/axis-media/media.amp?audio=1&video=0", shown, port)
     sdnotify.notify("READY=1")
     await stop.wait()
     stop_follower.set()

@@ -22,7 +22,7 @@ REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
            405: "Method Not Allowed", 413: "Request Entity Too Large", 431: "Request Header Fields Too Large",
            454: "Session Not Found", 455: "Method Not Valid in This State", 459: "Aggregate Operation Not Allowed",
            461: "Unsupported Transport", 500: "Internal Server Error", 501: "Not Implemented",
-           503: "Service Unavailable", 505: "RTSP Version Not Supported"}
+           503: "Service Unavailable", 505: "RTSP Version Not Supported", 551: "Option not supported"}
 
 
 class RtspError(Exception):

@@ -21,6 +21,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 from daemon.api.auth import FailureLimiter, UserStoreUnavailable
 from daemon.axis_events import Notification, TopicFilter, metadata_xml
+from daemon.rtsp.audio import (
+    BACKCHANNEL_TAG,
+    PCMU_CLOCK,
+    PCMU_PAYLOAD_TYPE,
+    AudioReceiver,
+    InterleavedTransport,
+    PcmuPacketizer,
+    interleaved_frame,
+    parse_interleaved,
+)
 from daemon.rtsp.auth import ConnectionNonce, DigestVerifier, RtspUser
 from daemon.rtsp.hub import EventHub, Subscriber
 from daemon.rtsp.protocol import (
@@ -48,6 +58,8 @@ MAX_UNREAD = 16384            # request bytes buffered but not handled yet (pipe
 MAX_UNSENT = 65536            # response bytes a client has not read; beyond: it is not reading
 ABORT_AFTER = 5.0             # seconds a closing connection may take to flush
 MAX_UDP_BACKLOG = 256 * 1024  # RTP bytes queued in the shared UDP socket; beyond: drop the stream
+AUDIO_TCP_BACKLOG = 16384     # interleaved audio bytes the client has not read (~2 s); beyond: packets dropped
+AUDIO_SLOW_CLOSE = 5.0        # seconds of only dropped packets before such a client is closed
 SERVER = "doorstation"
 PUBLIC = ", ".join(METHODS)
 
@@ -67,8 +79,9 @@ class RtpSender(asyncio.DatagramProtocol):
 
 class RtspServer:
     def __init__(self, hub: EventHub, verifier: DigestVerifier, log: logging.Logger,
-                 limiter: FailureLimiter | None = None):
+                 limiter: FailureLimiter | None = None, audio_socket: str | None = None):
         self.hub = hub
+        self.audio_socket = audio_socket      # the supervisor's audio.sock; None: no audio served
         self.verifier = verifier
         self.log = log
         self.limiter = limiter or FailureLimiter()
@@ -117,6 +130,11 @@ class RtspConnection(asyncio.Protocol):
         self.client_rtp_port = 0
         self.rtp: RtpSequence | None = None
         self.subscriber: Subscriber | None = None
+        self.audio_mode = False                            # this session is the microphone (SETUP)
+        self.interleaved: InterleavedTransport | None = None
+        self.audio: AudioReceiver | None = None
+        self.skip = 0                                      # bytes left of a client's interleaved frame
+        self.audio_drop_since: float | None = None
         self.idle: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -163,7 +181,9 @@ class RtspConnection(asyncio.Protocol):
         if self.idle is not None:
             self.idle.cancel()
             self.idle = None
-        if self.subscriber is None:
+        # audio over UDP keeps the timer: packets flow, so clients send their keep-alives (ffmpeg
+        # every 30 s), and one that stops is dropped; interleaved audio lives with its TCP connection
+        if self.subscriber is None and not (self.audio is not None and self.interleaved is not None):
             self.idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close, "idle")
 
     def data_received(self, data: bytes) -> None:
@@ -174,6 +194,10 @@ class RtspConnection(asyncio.Protocol):
             self.close("too many unhandled request bytes")
             return
         while self.buffer and not self.closed:
+            if self.interleaved is not None and not self._skip_interleaved():
+                return
+            if not self.buffer:
+                return
             try:
                 request, used = parse_request(bytes(self.buffer))
             except RtspError as e:
@@ -185,6 +209,21 @@ class RtspConnection(asyncio.Protocol):
             del self.buffer[:used]
             self._touch()
             self._handle(request)
+
+    def _skip_interleaved(self) -> bool:
+        """Drop the client's interleaved frames (RTCP receiver reports: not used). False while a
+        frame's header is incomplete."""
+        while self.buffer and (self.skip or self.buffer[:1] == b"$"):
+            if self.skip:
+                n = min(self.skip, len(self.buffer))
+                del self.buffer[:n]
+                self.skip -= n
+                continue
+            if len(self.buffer) < 4:
+                return False
+            self.skip = int.from_bytes(self.buffer[2:4], "big")
+            del self.buffer[:4]
+        return True
 
     def _write(self, data: bytes) -> None:
         if not self.closed:
@@ -204,10 +243,19 @@ class RtspConnection(asyncio.Protocol):
             self._check_url(request)
             if not self._keep_alive(request) and not self._authenticated(request):
                 return
+            if request.headers.get("require"):
+                # RFC 2326 12.32; the ONVIF backchannel tag among them: we do not receive audio
+                # over RTSP, and 551 is what ONVIF clients expect then (they retry without it)
+                raise RtspError(551, f"Require: {request.headers['require'][:100]}")
             {"OPTIONS": self._options, "GET_PARAMETER": self._options, "DESCRIBE": self._describe,
              "SETUP": self._setup, "PLAY": self._play, "TEARDOWN": self._teardown_request}[request.method](request)
         except RtspError as e:
-            self._reply(request, e.status, [("Public", PUBLIC)] if e.status == 405 else [])
+            extra = [("Public", PUBLIC)] if e.status == 405 else []
+            if e.status == 551:
+                extra = [("Unsupported", request.headers.get("require", BACKCHANNEL_TAG)[:100])]
+            elif e.status == 503 and self.audio_mode:
+                extra = [("Retry-After", "1")]
+            self._reply(request, e.status, extra)
             if e.close:
                 self.close(str(e))
 
@@ -275,6 +323,9 @@ class RtspConnection(asyncio.Protocol):
             raise RtspError(400) from None
 
     def _describe(self, request: Request) -> None:
+        if self._wants_audio(request):
+            self._describe_audio(request)
+            return
         self.filter = self._stream_query(request)
         parts = urlsplit(request.url)
         control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
@@ -293,6 +344,9 @@ class RtspConnection(asyncio.Protocol):
     def _setup(self, request: Request) -> None:
         if self.session_id:
             raise RtspError(459, "one stream per connection")
+        if self._wants_audio(request):
+            self._setup_audio(request)
+            return
         self.filter = self._stream_query(request)
         transport = parse_transport(request.headers.get("transport", ""))
         self.client_rtp_port = transport.rtp_port
@@ -307,6 +361,9 @@ class RtspConnection(asyncio.Protocol):
 
     def _play(self, request: Request) -> None:
         self._require_session(request)
+        if self.audio_mode:
+            asyncio.get_running_loop().create_task(self._play_audio(request))
+            return
         if self.subscriber is not None:
             self._reply(request, 200, [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")])
             return
@@ -353,9 +410,110 @@ class RtspConnection(asyncio.Protocol):
         asyncio.get_running_loop().call_soon(self.close, reason)
 
     def _teardown(self) -> None:
+        if self.audio is not None:
+            self.audio.stop()
+            self.audio = None
+            if not self.closed:
+                self._touch()
+        self.audio_mode = False
         if self.subscriber is not None:
             self.server.hub.unsubscribe(self.subscriber)
             self.subscriber = None
             if not self.closed:
                 self._touch()
         self.session_id = ""
+
+    # -- the microphone (daemon/rtsp/audio.py) ---------------------------------------------------
+    def _wants_audio(self, request: Request) -> bool:
+        """True for `audio=1&video=0`; the backchannel form (`simplex=receiver`: the station would
+        receive) is refused with 551 as the Require tag is, audio with events with 404."""
+        query = request.query
+        if query.get("audio") != "1":
+            return False
+        if query.get("simplex", "") not in ("", "sender"):
+            raise RtspError(551, "the station does not receive audio over RTSP (use transmit.cgi)")
+        if query.get("video", "1") != "0" or query.get("event", "off") != "off":
+            raise RtspError(404, "audio is served alone: audio=1&video=0, without event=on")
+        if not self.server.audio_socket:
+            raise RtspError(404, "no audio here")
+        return True
+
+    def _describe_audio(self, request: Request) -> None:
+        parts = urlsplit(request.url)
+        control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
+        local = self.transport.get_extra_info("sockname") or ("0.0.0.0", 0)
+        family = "IP6" if ":" in local[0] else "IP4"
+        sdp = "\r\n".join([
+            "v=0", f"o=- {secrets.randbelow(10**9)} 1 IN {family} {local[0]}", "s=Doorstation microphone",
+            f"c=IN {family} {'::' if family == 'IP6' else '0.0.0.0'}", "t=0 0",
+            f"m=audio 0 RTP/AVP {PCMU_PAYLOAD_TYPE}", f"a=rtpmap:{PCMU_PAYLOAD_TYPE} PCMU/{PCMU_CLOCK}",
+            "a=ptime:20", f"a=control:{control}", "a=recvonly", ""]).encode()
+        base = urlunsplit((parts.scheme, parts.netloc, MEDIA_PATH + "/", "", ""))
+        self._reply(request, 200, [("Content-Base", base), ("Content-Type", "application/sdp")], sdp)
+
+    def _setup_audio(self, request: Request) -> None:
+        header = request.headers.get("transport", "")
+        interleaved = parse_interleaved(header)
+        if interleaved is None:
+            udp = parse_transport(header)
+            self.client_rtp_port = udp.rtp_port
+            sender = self.server.sender_for(self.peer)
+            server_port = sender.transport.get_extra_info("sockname")[1] if sender and sender.transport else 0
+            answer = (f"RTP/AVP;unicast;client_port={udp.rtp_port}-{udp.rtcp_port};"
+                      f"server_port={server_port}-{server_port + 1}")
+        else:
+            answer = f"RTP/AVP/TCP;unicast;interleaved={interleaved.rtp_channel}-{interleaved.rtcp_channel}"
+        self.session_id = secrets.token_hex(8).upper()
+        self.audio_mode = True
+        self.interleaved = interleaved
+        self.rtp = RtpSequence(secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
+        self._reply(request, 200, [("Transport", f"{answer};ssrc={self.rtp.ssrc:08X}"),
+                                   ("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")])
+
+    async def _play_audio(self, request: Request) -> None:
+        session = [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")]
+        if self.audio is not None:
+            self._reply(request, 200, session)
+            return
+        assert self.rtp is not None and self.user is not None and self.server.audio_socket
+        packetizer = PcmuPacketizer(self.rtp.ssrc, self.rtp.seq, self.rtp.ts_base)
+        receiver = AudioReceiver(self.server.audio_socket, packetizer, self._send_audio, self._dropped)
+        self.audio = receiver            # a second PLAY meanwhile is answered, not a second stream
+        try:
+            await receiver.open(self.peer, self.user.name)
+        except RtspError as e:
+            self.audio = None
+            self.log.info("audio stream to %s refused: %s", self.peer, e)
+            self._reply(request, e.status, [("Retry-After", "1")] if e.status == 503 else [])
+            return
+        if self.closed or self.audio is not receiver:       # gone (or TEARDOWN) while we waited
+            receiver.stop()
+            return
+        self._touch()
+        parts = urlsplit(request.url)
+        control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
+        self._reply(request, 200, [*session, ("Range", "npt=now-"),
+                                   ("RTP-Info", f"url={control};seq={self.rtp.seq};rtptime={self.rtp.ts_base}")])
+        how = "interleaved" if self.interleaved else f"UDP port {self.client_rtp_port}"
+        self.log.info("audio stream to %s (%s) for %s", self.peer, how, self.user.name)
+
+    def _send_audio(self, packet: bytes) -> None:
+        if self.closed:
+            return
+        if self.interleaved is not None:
+            if self.transport.get_write_buffer_size() > AUDIO_TCP_BACKLOG:
+                now = time.monotonic()
+                self.audio_drop_since = self.audio_drop_since or now
+                if now - self.audio_drop_since > AUDIO_SLOW_CLOSE:
+                    self.close("the client does not read its audio")
+                return
+            self.audio_drop_since = None
+            self.transport.write(interleaved_frame(self.interleaved.rtp_channel, packet))
+            return
+        sender = self.server.sender_for(self.peer)
+        if sender is None or sender.transport is None:
+            return
+        if sender.transport.get_write_buffer_size() > MAX_UDP_BACKLOG:  # type: ignore[attr-defined]
+            self.close("the network does not take the stream's packets")
+            return
+        sender.transport.sendto(packet, (self.peer, self.client_rtp_port))
