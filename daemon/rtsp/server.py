@@ -463,6 +463,11 @@ class RtspConnection(asyncio.Protocol):
                       f"server_port={server_port}-{server_port + 1}")
         else:
             answer = f"RTP/AVP/TCP;unicast;interleaved={interleaved.rtp_channel}-{interleaved.rtcp_channel}"
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                # a small kernel buffer (Linux doubles it: ~4 s of audio), so a client that stops
+                # reading shows in our own buffer (AUDIO_TCP_BACKLOG) instead of megabytes of TCP's
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, AUDIO_TCP_BACKLOG)
         self.session_id = secrets.token_hex(8).upper()
         self.audio_mode = True
         self.interleaved = interleaved
