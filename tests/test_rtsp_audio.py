@@ -12,15 +12,17 @@ import time
 
 import pytest
 
-from tests.audio_analysis import mulaw_to_pcm, read_wav, tone_blocks
-from tests.harness import VIEWER, Station, doorstation, free_port
+from tests.audio_analysis import mulaw_to_pcm, pcm_to_mulaw, read_wav, tone, tone_blocks
+from tests.harness import OPERATOR, VIEWER, Station, doorstation, free_port
 from tests.stack_sip import TOPIC_STATE_CHANGE, EventTail, call_status, wait_until
 from tests.test_rtsp_events import RawRtsp
-from tests.test_vms_audio import MIC_HZ, OTHER_HZ, audio_toml, reasons, vms_config
+from tests.test_vms_audio import MIC_HZ, OTHER_HZ, TX_HZ, audio_toml, reasons, transmit, vms_config
 
 pytestmark = pytest.mark.integration
 
 AUDIO = "audio=1&video=0"
+TALK = "simplex=receiver&audio=1&video=0"
+BACKCHANNEL = "www.onvif.org/ver20/backchannel"
 NOT_MIC = [h for h in OTHER_HZ if h != MIC_HZ]
 
 
@@ -136,9 +138,12 @@ def test_auth_backchannel_and_bad_forms(station):
         client.close()
     client = RawRtsp(station.rtsp_port, VIEWER)
     try:
-        status, h, _ = client.authed("DESCRIBE", client.url(AUDIO), {"Require": "www.onvif.org/ver20/backchannel"})
-        assert status == 551 and h["unsupported"] == "www.onvif.org/ver20/backchannel"
-        assert client.authed("DESCRIBE", client.url("simplex=receiver&audio=1&video=0"))[0] == 551
+        # ONVIF's two-media form (the tag on the microphone's URL) is not served; the Axis form is
+        status, h, _ = client.authed("DESCRIBE", client.url(AUDIO), {"Require": BACKCHANNEL})
+        assert status == 551 and h["unsupported"] == BACKCHANNEL
+        status, h, _ = client.authed("DESCRIBE", client.url(TALK), {"Require": "x.example/other"})
+        assert status == 551 and h["unsupported"] == "x.example/other"
+        assert client.authed("DESCRIBE", client.url("simplex=full&audio=1&video=0"))[0] == 551
         assert client.authed("DESCRIBE", client.url("audio=1&video=0&event=on"))[0] == 404
         assert client.authed("DESCRIBE", client.url("audio=1&video=1"))[0] == 404
         assert client.authed("SETUP", client.url(AUDIO), {"Transport": "RTP/AVP;multicast"})[0] == 461
@@ -208,3 +213,75 @@ def test_interleaved_rtcp_from_the_client_is_skipped(station):
     finally:
         client.close()
     wait_until(lambda: audio_counts(station)["Counts"]["receive"] == 0, 10, "the stream to end")
+
+
+@pytest.fixture
+def own_station(tmp_path):
+    """A station of its own: the speaker's WAV is complete only once the station stops."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "hardware.toml").write_text(audio_toml(tmp_path / "speaker.wav"))
+    port = free_port()
+    st = Station(state, extra_args=["--rtsp", f"127.0.0.1:{port}"]).start()
+    st.rtsp_port = port
+    st.speaker = tmp_path / "speaker.wav"
+    try:
+        yield st
+    finally:
+        st.stop()
+
+
+def test_backchannel_plays_on_the_speaker_and_answers_a_vms_call(own_station):
+    """The Axis form `simplex=receiver&audio=1&video=0` with ONVIF's Require tag: SDP with one
+    `a=sendonly` PCMU media, SETUP over TCP-interleaved (UDP: 461; a viewer: 403), PLAY, then the
+    client's RTP (600 Hz) reaches the speaker; the stream counts as audio to the device (a VMS
+    call with thresholds 0/1/0), holds the single transmitter slot (transmit.cgi: 503), and
+    TEARDOWN ends the call."""
+    st = own_station
+    vms_config(st, 0, 1)
+    tail = EventTail(st)
+    viewer = RawRtsp(st.rtsp_port, VIEWER)
+    try:
+        url = viewer.url(TALK)
+        viewer.authed("DESCRIBE", url, {"Require": BACKCHANNEL})
+        tcp = {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1", "Require": BACKCHANNEL}
+        assert viewer.authed("SETUP", url, tcp)[0] == 403
+    finally:
+        viewer.close()
+    client = RawRtsp(st.rtsp_port, OPERATOR)
+    try:
+        url = client.url(TALK)
+        status, _, sdp = client.authed("DESCRIBE", url, {"Require": BACKCHANNEL})
+        assert status == 200
+        assert "a=rtpmap:0 PCMU/8000" in sdp.decode() and "a=sendonly" in sdp.decode()
+        control = re.search(r"a=control:(\S+)", sdp.decode()).group(1)
+        udp = {"Transport": "RTP/AVP;unicast;client_port=5000-5001", "Require": BACKCHANNEL}
+        assert client.authed("SETUP", control, udp, auth_uri=url)[0] == 461
+        tcp = {"Transport": "RTP/AVP/TCP;unicast;interleaved=0-1", "Require": BACKCHANNEL}
+        status, h, _ = client.authed("SETUP", control, tcp, auth_uri=url)
+        assert status == 200, status
+        session = h["session"].split(";")[0]
+        assert client.authed("PLAY", url, {"Session": session, "Require": BACKCHANNEL})[0] == 200
+        call = wait_until(lambda: [s for s in st.ok("GetCallStatuses")["CallStatus"] if s["CallState"] == "Active"],
+                          10, "the backchannel's VMS call")[0]
+        assert transmit(st, b"\xff" * 800).status_code == 503          # one transmitter at a time
+
+        audio = pcm_to_mulaw(tone(TX_HZ, 8000, 2.0))
+        start = time.monotonic()
+        for i, at in enumerate(range(0, len(audio), 160)):
+            packet = struct.pack("!BBHII", 0x80, 0, (1000 + i) & 0xFFFF, 160 * i, 0x1234) + audio[at:at + 160]
+            client.sock.sendall(struct.pack("!cBH", b"$", 0, len(packet)) + packet)
+            delay = start + (i + 1) * 0.02 - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        time.sleep(0.5)                                               # the speaker's queue plays out
+        assert client.authed("TEARDOWN", url, {"Session": session})[0] == 200
+        wait_until(lambda: call_status(st, call["CallId"])["CallState"] == "Terminated", 10, "Terminated")
+        tail.poll()
+        assert reasons(tail, call["CallId"]) == ["AcceptedByDevice", "Terminated"]
+    finally:
+        client.close()
+    st.stop()
+    played, rate = read_wav(st.speaker)
+    blocks = tone_blocks(played, rate, TX_HZ, [h for h in OTHER_HZ if h != TX_HZ])
+    assert blocks >= 15, f"{blocks} blocks of {TX_HZ} Hz on the speaker (2 s sent)"

@@ -16,7 +16,7 @@ import pytest
 
 from daemon.audiostream import protocol
 from daemon.rtsp import server as rtsp_server
-from daemon.rtsp.audio import MAX_PENDING, PcmuPacketizer, interleaved_frame, parse_interleaved
+from daemon.rtsp.audio import MAX_PENDING, PcmuPacketizer, interleaved_frame, parse_interleaved, rtp_payload
 from daemon.rtsp.auth import DigestVerifier
 from daemon.rtsp.hub import EventHub
 from daemon.users import REALM, UserRecord
@@ -49,6 +49,18 @@ def test_a_backlog_beyond_one_second_is_cut_and_the_timestamp_jumps_over_it():
 def test_interleaved_transport(value, expected):
     got = parse_interleaved(value)
     assert (None if got is None else (got.rtp_channel, got.rtcp_channel)) == expected
+
+
+def test_backchannel_rtp_parsing():
+    plain = struct.pack("!BBHII", 0x80, 0x80, 7, 0, 1) + b"abc"
+    assert rtp_payload(plain) == (7, b"abc")
+    csrc_ext_pad = (struct.pack("!BBHII", 0xB1, 0, 8, 0, 1) + b"CSRC" + b"\x00\x01\x00\x01" + b"EXT!"
+                    + b"payload" + b"\x00\x02")
+    assert rtp_payload(csrc_ext_pad) == (8, b"payload")
+    assert rtp_payload(struct.pack("!BBHII", 0x80, 8, 7, 0, 1) + b"abc") is None     # PCMA: not ours
+    assert rtp_payload(b"\x80\x00\x00") is None                                      # truncated
+    assert rtp_payload(struct.pack("!BBHII", 0xA0, 0, 7, 0, 1) + b"\xff") is None     # padding > packet
+    assert rtp_payload(struct.pack("!BBHII", 0x40, 0, 7, 0, 1)) is None               # version 1
 
 
 def test_interleaved_frame():

@@ -11,12 +11,14 @@ that does not keep up). Nothing here is sent back (no RTCP: see docs/audio.md).
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Callable
 
 from daemon.audiostream import protocol
 from daemon.rtsp.protocol import RtspError
+from hw.g711 import Resampler, mulaw_decode
 
 PCMU_PAYLOAD_TYPE = 0
 PCMU_CLOCK = 8000
@@ -145,6 +147,110 @@ class AudioReceiver:
 
     def stop(self) -> None:
         """Our end (TEARDOWN, the connection went): closing the socket ends the stream's count."""
+        if not self.stopped:
+            self.stopped = True
+            if self._writer is not None:
+                self._writer.transport.abort()
+            if self.task is not None:
+                self.task.cancel()
+
+
+MAX_BACKCHANNEL_FRAME = 1500       # bytes of one interleaved RTP packet from the client (20-60 ms of PCMU)
+
+
+def rtp_payload(packet: bytes) -> tuple[int, bytes] | None:
+    """(sequence number, payload) of an RTP packet (RFC 3550) carrying PCMU, or None for anything
+    else (another version or payload type, a truncated header, bad padding)."""
+    if len(packet) < 12 or packet[0] >> 6 != 2 or packet[1] & 0x7F != PCMU_PAYLOAD_TYPE:
+        return None
+    start = 12 + 4 * (packet[0] & 0x0F)
+    if packet[0] & 0x10:                                  # header extension
+        if len(packet) < start + 4:
+            return None
+        start += 4 + 4 * int.from_bytes(packet[start + 2:start + 4], "big")
+    end = len(packet)
+    if packet[0] & 0x20:                                  # padding: its length is the last byte
+        end -= packet[-1]
+    if start > end:
+        return None
+    return int.from_bytes(packet[2:4], "big"), packet[start:end]
+
+
+class AudioTransmitter:
+    """The ONVIF/Axis backchannel: PCMU in RTP from the client, decoded to the hub's PCM and
+    written to a "transmit" stream of the supervisor (the same as transmit.cgi's: one transmitter
+    at most, counted as audio to the device, ended by the supervisor after 5 s without audio).
+    Real time is not buffered: when the supervisor's flow control holds our writes back (its
+    speaker queue is full), packets are dropped and counted. Late or repeated packets (sequence
+    not newer than the last) are dropped too; there is no jitter buffer beyond the hub's FIFO."""
+
+    def __init__(self, socket_path: str, ended: Callable[[str], None]):
+        self.socket_path = socket_path
+        self._ended = ended
+        self._writer: asyncio.StreamWriter | None = None
+        self._resampler: Resampler | None = None
+        self._backlog = 0
+        self.last_seq: int | None = None
+        self.received = 0
+        self.dropped = 0
+        self.task: asyncio.Task | None = None
+        self.stopped = False
+
+    async def open(self, peer: str, user: str) -> None:
+        try:
+            reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), OPEN_TIMEOUT)
+        except (OSError, asyncio.TimeoutError):
+            raise RtspError(503, "the audio service is not available") from None
+        try:
+            writer.write(protocol.encode({"kind": "transmit", "peer": peer, "user": user}))
+            reply = protocol.decode(await asyncio.wait_for(reader.readline(), OPEN_TIMEOUT))
+            rate = int(reply.get("rate", 0)) if reply.get("ok") else 0
+            self._resampler = Resampler(PCMU_CLOCK, rate) if rate else None
+        except (OSError, asyncio.TimeoutError, ValueError, TypeError, asyncio.LimitOverrunError):
+            writer.close()
+            raise RtspError(503, "the audio service did not answer") from None
+        if self._resampler is None:
+            writer.close()
+            raise RtspError(503, str(reply.get("reason", "refused"))[:200])
+        self._backlog = rate * 2 // 2                     # 0.5 s of the hub's PCM held in our buffer
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # as transmit.cgi: a client faster than real time fills our small buffers and is
+            # dropped, instead of ~6 s queued in a default-sized Unix socket ahead of the speaker
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8192)
+        self._writer = writer
+        self.task = asyncio.get_running_loop().create_task(self._watch(reader))
+
+    async def _watch(self, reader: asyncio.StreamReader) -> None:
+        """The supervisor says nothing after its answer; the socket's end is the stream's end."""
+        try:
+            while await reader.read(1024):
+                pass
+        except OSError:
+            pass
+        if not self.stopped:
+            self.stopped = True
+            self._ended("the station ended the audio stream")
+
+    def feed(self, packet: bytes) -> None:
+        if self.stopped or self._writer is None or self._resampler is None:
+            return
+        parsed = rtp_payload(packet)
+        if parsed is None:
+            self.dropped += 1
+            return
+        seq, payload = parsed
+        if self.last_seq is not None and not 0 < (seq - self.last_seq) & 0xFFFF < 0x8000:
+            self.dropped += 1
+            return
+        self.last_seq = seq
+        if self._writer.transport.get_write_buffer_size() > self._backlog:
+            self.dropped += 1
+            return
+        self.received += 1
+        self._writer.write(self._resampler.process(mulaw_decode(payload)))
+
+    def stop(self) -> None:
         if not self.stopped:
             self.stopped = True
             if self._writer is not None:

@@ -22,11 +22,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from daemon.api.auth import FailureLimiter, UserStoreUnavailable
 from daemon.axis_events import Notification, TopicFilter, metadata_xml
+from daemon.commands.roles import role_allows
 from daemon.rtsp.audio import (
     BACKCHANNEL_TAG,
+    MAX_BACKCHANNEL_FRAME,
     PCMU_CLOCK,
     PCMU_PAYLOAD_TYPE,
     AudioReceiver,
+    AudioTransmitter,
     InterleavedTransport,
     PcmuPacketizer,
     interleaved_frame,
@@ -134,6 +137,8 @@ class RtspConnection(asyncio.Protocol):
         self.audio_mode = False                            # this session is the microphone (SETUP)
         self.interleaved: InterleavedTransport | None = None
         self.audio: AudioReceiver | None = None
+        self.backchannel = False                           # this session sends to the speaker (SETUP)
+        self.talk: AudioTransmitter | None = None
         self.skip = 0                                      # bytes left of a client's interleaved frame
         self.audio_drop_since: float | None = None
         self.idle: asyncio.TimerHandle | None = None
@@ -184,7 +189,8 @@ class RtspConnection(asyncio.Protocol):
             self.idle = None
         # audio over UDP keeps the timer: packets flow, so clients send their keep-alives (ffmpeg
         # every 30 s), and one that stops is dropped; interleaved audio lives with its TCP connection
-        if self.subscriber is None and not (self.audio is not None and self.interleaved is not None):
+        streaming = self.audio is not None or self.talk is not None
+        if self.subscriber is None and not (streaming and self.interleaved is not None):
             self.idle = asyncio.get_running_loop().call_later(IDLE_TIMEOUT, self.close, "idle")
 
     def data_received(self, data: bytes) -> None:
@@ -222,7 +228,19 @@ class RtspConnection(asyncio.Protocol):
                 continue
             if len(self.buffer) < 4:
                 return False
-            self.skip = int.from_bytes(self.buffer[2:4], "big")
+            length = int.from_bytes(self.buffer[2:4], "big")
+            channel = self.interleaved.rtp_channel if self.interleaved is not None else -1
+            if self.talk is not None and self.buffer[1] == channel:
+                # the backchannel's RTP: whole packets only, of a sane size
+                if length > MAX_BACKCHANNEL_FRAME:
+                    self.close("oversized backchannel packet")
+                    return False
+                if len(self.buffer) < 4 + length:
+                    return False
+                self.talk.feed(bytes(self.buffer[4:4 + length]))
+                del self.buffer[:4 + length]
+                continue
+            self.skip = length
             del self.buffer[:4]
         return True
 
@@ -244,7 +262,7 @@ class RtspConnection(asyncio.Protocol):
             self._check_url(request)
             if not self._keep_alive(request) and not self._authenticated(request):
                 return
-            if request.headers.get("require"):
+            if request.headers.get("require") and not self._backchannel_required(request):
                 # RFC 2326 12.32; the ONVIF backchannel tag among them: we do not receive audio
                 # over RTSP, and 551 is what ONVIF clients expect then (they retry without it)
                 raise RtspError(551, f"Require: {request.headers['require'][:100]}")
@@ -411,12 +429,16 @@ class RtspConnection(asyncio.Protocol):
         asyncio.get_running_loop().call_soon(self.close, reason)
 
     def _teardown(self) -> None:
-        if self.audio is not None:
-            self.audio.stop()
+        if self.audio is not None or self.talk is not None:
+            for stream in (self.audio, self.talk):
+                if stream is not None:
+                    stream.stop()
             self.audio = None
+            self.talk = None
             if not self.closed:
                 self._touch()
         self.audio_mode = False
+        self.backchannel = False
         if self.subscriber is not None:
             self.server.hub.unsubscribe(self.subscriber)
             self.subscriber = None
@@ -431,8 +453,8 @@ class RtspConnection(asyncio.Protocol):
         query = request.query
         if query.get("audio") != "1":
             return False
-        if query.get("simplex", "") not in ("", "sender"):
-            raise RtspError(551, "the station does not receive audio over RTSP (use transmit.cgi)")
+        if query.get("simplex", "") not in ("", "sender", "receiver"):
+            raise RtspError(551, f"simplex={query['simplex'][:20]} is not served")
         if query.get("video", "1") != "0" or query.get("event", "off") != "off":
             raise RtspError(404, "audio is served alone: audio=1&video=0, without event=on")
         if not self.server.audio_socket:
@@ -440,21 +462,30 @@ class RtspConnection(asyncio.Protocol):
         return True
 
     def _describe_audio(self, request: Request) -> None:
+        talk = self._talks(request)
         parts = urlsplit(request.url)
         control = urlunsplit((parts.scheme, parts.netloc, CONTROL_PATH, parts.query, ""))
         local = self.transport.get_extra_info("sockname") or ("0.0.0.0", 0)
         family = "IP6" if ":" in local[0] else "IP4"
         sdp = "\r\n".join([
-            "v=0", f"o=- {secrets.randbelow(10**9)} 1 IN {family} {local[0]}", "s=Doorstation microphone",
+            "v=0", f"o=- {secrets.randbelow(10**9)} 1 IN {family} {local[0]}",
+            "s=Doorstation speaker" if talk else "s=Doorstation microphone",
             f"c=IN {family} {'::' if family == 'IP6' else '0.0.0.0'}", "t=0 0",
             f"m=audio 0 RTP/AVP {PCMU_PAYLOAD_TYPE}", f"a=rtpmap:{PCMU_PAYLOAD_TYPE} PCMU/{PCMU_CLOCK}",
-            "a=ptime:20", f"a=control:{control}", "a=recvonly", ""]).encode()
+            "a=ptime:20", f"a=control:{control}", "a=sendonly" if talk else "a=recvonly", ""]).encode()
         base = urlunsplit((parts.scheme, parts.netloc, MEDIA_PATH + "/", "", ""))
         self._reply(request, 200, [("Content-Base", base), ("Content-Type", "application/sdp")], sdp)
 
     def _setup_audio(self, request: Request) -> None:
         header = request.headers.get("transport", "")
         interleaved = parse_interleaved(header)
+        talk = self._talks(request)
+        if talk:
+            assert self.user is not None                  # _authenticated set it
+            if not role_allows(self.user.role, "operator"):
+                raise RtspError(403, "talking through the door needs the operator role (as transmit.cgi)")
+            if interleaved is None:
+                raise RtspError(461, "the backchannel is served over RTP/AVP/TCP (interleaved) only")
         if interleaved is None:
             udp = parse_transport(header)
             self.client_rtp_port = udp.rtp_port
@@ -471,6 +502,7 @@ class RtspConnection(asyncio.Protocol):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, AUDIO_TCP_BACKLOG)
         self.session_id = secrets.token_hex(8).upper()
         self.audio_mode = True
+        self.backchannel = talk
         self.interleaved = interleaved
         self.rtp = RtpSequence(secrets.randbits(32), secrets.randbits(16), secrets.randbits(32))
         self._reply(request, 200, [("Transport", f"{answer};ssrc={self.rtp.ssrc:08X}"),
@@ -478,6 +510,9 @@ class RtspConnection(asyncio.Protocol):
 
     async def _play_audio(self, request: Request) -> None:
         session = [("Session", f"{self.session_id};timeout={SESSION_TIMEOUT}")]
+        if self.backchannel:
+            await self._play_backchannel(request, session)
+            return
         if self.audio is not None:
             self._reply(request, 200, session)
             return
@@ -523,3 +558,36 @@ class RtspConnection(asyncio.Protocol):
             self.close("the network does not take the stream's packets")
             return
         sender.transport.sendto(packet, (self.peer, self.client_rtp_port))
+
+    # -- the backchannel: audio to the speaker (daemon/rtsp/audio.py AudioTransmitter) ---------------
+    @staticmethod
+    def _talks(request: Request) -> bool:
+        return request.query.get("simplex") == "receiver"
+
+    def _backchannel_required(self, request: Request) -> bool:
+        """A Require header we understand: only ONVIF's backchannel tag, on the backchannel form
+        (`simplex=receiver`) or in a backchannel session."""
+        tags = {t.strip() for t in request.headers.get("require", "").split(",")}
+        return tags == {BACKCHANNEL_TAG} and (self.backchannel or (
+            request.query.get("audio") == "1" and self._talks(request)))
+
+    async def _play_backchannel(self, request: Request, session: list[tuple[str, str]]) -> None:
+        if self.talk is not None:
+            self._reply(request, 200, session)
+            return
+        assert self.user is not None and self.server.audio_socket
+        talk = AudioTransmitter(self.server.audio_socket, self._dropped)
+        self.talk = talk
+        try:
+            await talk.open(self.peer, self.user.name)
+        except RtspError as e:
+            self.talk = None
+            self.log.info("backchannel from %s refused: %s", self.peer, e)
+            self._reply(request, e.status, [("Retry-After", "1")] if e.status == 503 else [])
+            return
+        if self.closed or self.talk is not talk:
+            talk.stop()
+            return
+        self._touch()
+        self._reply(request, 200, [*session, ("Range", "npt=now-")])
+        self.log.info("backchannel from %s for %s", self.peer, self.user.name)
