@@ -6,7 +6,10 @@ The audio comes from the supervisor's hub through the same per-stream Unix socke
 receive.cgi (daemon/audiostream/protocol.py, kind "receive"): the stream is admitted by the
 supervisor (receiver cap, per-address cap), counts as a "device to network" stream for VMS calls,
 shows in `doorstation status`, and ends when the supervisor closes it (TerminateCall, a receiver
-that does not keep up). Nothing here is sent back (no RTCP: see docs/audio.md).
+that does not keep up). No RTCP is sent or read (docs/audio.md).
+
+The backchannel (`?simplex=receiver&audio=1&video=0`, AudioTransmitter below) is the other way:
+PCMU in RTP from the client, over TCP-interleaved only, into a "transmit" stream (as transmit.cgi).
 """
 from __future__ import annotations
 

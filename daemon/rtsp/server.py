@@ -1,7 +1,8 @@
 """The RTSP event-stream server: `rtsp://host:port/axis-media/media.amp?video=0&audio=0&event=on
 [&eventtopic=FILTER]`, Digest auth, RTP over UDP unicast, one ONVIF tt:MetadataStream document
 per RTP packet; and the microphone, `?audio=1&video=0` (PCMU over UDP or TCP-interleaved:
-daemon/rtsp/audio.py, docs/audio.md). Written for what Axis clients (PyPI `axis` v60, Home Assistant) expect; see
+daemon/rtsp/audio.py, docs/audio.md), and its backchannel `?simplex=receiver&audio=1&video=0`
+(PCMU over TCP-interleaved to the speaker). Written for what Axis clients (PyPI `axis` v60, Home Assistant) expect; see
 docs/events.md for why this is a small responder of our own rather than gst-rtsp-server.
 
 Limits (hostile LAN): MAX_CONNECTIONS connections, one request at a time per connection, heads of
