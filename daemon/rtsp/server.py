@@ -5,9 +5,10 @@ daemon/rtsp/audio.py, docs/audio.md), and its backchannel `?simplex=receiver&aud
 (PCMU over TCP-interleaved to the speaker). Written for what Axis clients (PyPI `axis` v60, Home Assistant) expect; see
 docs/events.md for why this is a small responder of our own rather than gst-rtsp-server.
 
-Limits (hostile LAN): MAX_CONNECTIONS connections, one request at a time per connection, heads of
-at most 8 KiB, unread requests and unread responses bounded, an idle connection closed after
-IDLE_TIMEOUT, a connection closed after
+Limits (hostile LAN): MAX_CONNECTIONS connections and MAX_PER_ADDRESS of one client address, one
+request at a time per connection, heads of at most 8 KiB, unread requests and unread responses
+bounded, a connection that has not authenticated within LOGIN_TIMEOUT closed, an idle connection
+closed after IDLE_TIMEOUT, a connection closed after
 MAX_AUTH_FAILURES wrong passwords (and the address slowed down by the API's FailureLimiter), RTP
 sent only to the address of the TCP peer, every stream's queue bounded (hub.Subscriber).
 """
@@ -22,6 +23,7 @@ from collections.abc import Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from daemon.api.auth import FailureLimiter, UserStoreUnavailable
+from daemon.api.limits import peer_key
 from daemon.axis_events import Notification, TopicFilter, metadata_xml
 from daemon.commands.roles import role_allows
 from daemon.rtsp.audio import (
@@ -57,6 +59,8 @@ SESSION_TIMEOUT = 60          # announced; Axis clients send a keep-alive every 
 IDLE_TIMEOUT = SESSION_TIMEOUT + 15   # for connections that are not streaming
 KEEPALIVE_IDLE = 60                   # TCP keep-alive probes after this many silent seconds
 MAX_CONNECTIONS = 64
+MAX_PER_ADDRESS = 8           # one LAN host cannot take every connection (the API caps the same way)
+LOGIN_TIMEOUT = 15.0          # s from connect to a successful Digest login; clients need well under 1 s
 MAX_AUTH_FAILURES = 3
 MAX_DATAGRAM = 8192
 MAX_UNREAD = 16384            # request bytes buffered but not handled yet (pipelining bound)
@@ -126,6 +130,7 @@ class RtspConnection(asyncio.Protocol):
         self.log = server.log
         self.transport: asyncio.Transport       # set by connection_made, which asyncio calls first
         self.peer = ""
+        self.peer_key = ""
         self.buffer = bytearray()
         self.nonce = ConnectionNonce()
         self.user: RtspUser | None = None
@@ -143,6 +148,7 @@ class RtspConnection(asyncio.Protocol):
         self.skip = 0                                      # bytes left of a client's interleaved frame
         self.audio_drop_since: float | None = None
         self.idle: asyncio.TimerHandle | None = None
+        self.login: asyncio.TimerHandle | None = None
         self.closed = False
 
     # -- connection --------------------------------------------------------------------------
@@ -150,7 +156,9 @@ class RtspConnection(asyncio.Protocol):
         self.transport = transport
         peer = transport.get_extra_info("peername") or ("", 0)
         self.peer = peer[0]
-        if len(self.server.connections) >= MAX_CONNECTIONS:
+        self.peer_key = peer_key(self.peer)
+        mine = sum(1 for c in self.server.connections if c.peer_key == self.peer_key)
+        if len(self.server.connections) >= MAX_CONNECTIONS or mine >= MAX_PER_ADDRESS:
             transport.write(format_response(503, "0", [("Server", SERVER)]))
             transport.close()
             self.closed = True
@@ -164,6 +172,10 @@ class RtspConnection(asyncio.Protocol):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 10)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 3)
         self._touch()
+        # The idle timer restarts with every request, and an unauthenticated OPTIONS is a request:
+        # without this deadline a peer with no password could hold connections for ever (each
+        # keep-alive 401 resetting the timer), or trickle a head byte by byte for IDLE_TIMEOUT.
+        self.login = asyncio.get_running_loop().call_later(LOGIN_TIMEOUT, self._login_deadline)
 
     def connection_lost(self, exc) -> None:
         self._teardown()
@@ -171,6 +183,12 @@ class RtspConnection(asyncio.Protocol):
         self.server.connections.discard(self)
         if self.idle is not None:
             self.idle.cancel()
+        if self.login is not None:
+            self.login.cancel()
+
+    def _login_deadline(self) -> None:
+        if self.user is None:
+            self.close(f"no login within {LOGIN_TIMEOUT:.0f} s")
 
     def close(self, reason: str) -> None:
         if not self.closed:
