@@ -40,6 +40,7 @@ def station(tmp_path_factory):
                  extra_env={"DOORSTATION_HEADER_TIMEOUT": str(HEADER_TIMEOUT),
                             "DOORSTATION_EVENT_STREAM_QUEUE": str(QUEUE)}).start()
     st.rtsp_port = rtsp
+    door_latency(st)            # the first request of a new worker loads the app (over 1 s, no attack)
     yield st
     st.stop()
     output = "".join(st.output)
@@ -520,3 +521,43 @@ def test_param_cgi_huge_and_malformed_groups(station):
     assert r.status_code == 200
     r = station.session(ADMIN).post(url, data="action=update&IOPort.I1.Output.Name=" + "n" * 5000, timeout=10)
     assert r.status_code == 200 and r.text.startswith("# Error") and len(r.text) < 400
+
+
+# ------------------------------------------------------------------ the API's connection caps
+def test_idle_connections_from_many_addresses_do_not_lock_the_door_out(tmp_path):
+    """4 addresses each hold their 8 allowed connections, idle or mid-head, filling the station's
+    32: a door-opening client (another address) is still served, fast, because the connection that
+    has waited longest for a request gives way; a long-poll in progress is never the one closed."""
+    state = tmp_path / "state"
+    state.mkdir()
+    with Station(state, extra_env={"DOORSTATION_MAX_CONNECTIONS": "32",
+                                   "DOORSTATION_MAX_PER_ADDRESS": "8"}) as st:
+        door_latency(st)                    # the first request of a new worker loads the app
+        poll = st.session(VIEWER)
+        results = []
+
+        def wait_for_events():
+            try:
+                results.append(poll.get(f"{st.url}/api/events?wait=8", timeout=20))
+            except Exception as e:          # reported by the assertion below
+                results.append(e)
+
+        longpoll = threading.Thread(target=wait_for_events, daemon=True)
+        longpoll.start()
+        time.sleep(0.5)
+        socks = []
+        try:
+            for i in range(32):
+                s = raw_connect(st.http_port, f"127.0.0.{10 + i % 4}")
+                if i % 2:
+                    s.sendall(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")    # a head never finished
+                socks.append(s)
+            time.sleep(0.3)
+            for _ in range(3):
+                took = door_latency(st)
+                assert took < DOOR_BOUND, took
+            longpoll.join(15)
+            assert results and getattr(results[0], "status_code", None) == 200, results
+        finally:
+            for s in socks:
+                s.close()

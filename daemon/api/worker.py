@@ -2,6 +2,9 @@
 what a hostile LAN needs, all answered with VAPIX fault JSON instead of gunicorn's HTML:
 
 - connection caps per client address (429) and in total (503), checked before a byte is read;
+  when the total is reached, the connection that has waited longest for a request head gives way
+  to the new one (see _evict_waiting), so holding idle connections from many addresses cannot
+  lock a door-opening client out;
 - a deadline for the request line + headers (408; an idle keep-alive connection is just closed),
   one for the whole body (408) and one per write to a client that does not read;
 - gunicorn's own parse errors (bad request line 400, too-large headers 431, ...) as faults;
@@ -56,6 +59,7 @@ class DeadlineSocket:
         self.deadline: float | None = None
         self.pending = 0
         self.tls = False                # served on an HTTPS listener (set by the worker)
+        self.slot: _Slot | None = None  # the worker's record of this connection
         sock.settimeout(send_timeout)
 
     @property
@@ -129,6 +133,14 @@ class DeadlineSocket:
         return getattr(self._sock, name)
 
 
+class _Slot:
+    """One admitted connection: its counted address, the socket to shut if it is evicted."""
+    __slots__ = ("address", "sock", "evicted")
+
+    def __init__(self, address: str, sock):
+        self.address, self.sock, self.evicted = address, sock, False
+
+
 # gunicorn's parse errors -> (HTTP status, VAPIX subcode). Anything else a client can cause is 400.
 _CLIENT_ERRORS: list[tuple[type, int, str]] = [
     (http_errors.LimitRequestHeaders, 431, "ter:HeadersTooLarge"),
@@ -193,6 +205,9 @@ class StationWorker(GeventWorker):
     def _setup(self) -> None:
         self.limits = Limits.from_env()
         self.connections = ConnectionCounter(self.limits.max_connections, self.limits.max_per_address)
+        # connections waiting for a request head (TLS handshake, first request, idle keep-alive),
+        # oldest first; a connection inside a request (a long-poll, a WebSocket stream) is not here
+        self.waiting: dict[_Slot, None] = {}
         self.tls_ports = parse_ports(os.environ.get(TLS_PORTS_ENV, ""))
         self.tls: ssl.SSLContext | None = None
         # gevent's pool must not be what refuses: our counter answers first, with a fault.
@@ -207,21 +222,52 @@ class StationWorker(GeventWorker):
     def handle(self, listener, client, addr) -> None:
         address = addr[0] if isinstance(addr, tuple) and addr else ""
         fault = self.connections.admit(address)
+        if fault is not None and fault.http_status == 503 and self._evict_waiting(address):
+            fault = self.connections.admit(address)
         if fault is not None:
             self._refuse(client, fault)
             return
+        slot = _Slot(address, client)
+        self.waiting[slot] = None
         try:
             client.setblocking(1)
             tls = self.tls is not None and listener.getsockname()[1] in self.tls_ports
             if tls:
-                client = self._tls_handshake(client)
+                client = self._tls_handshake(client, slot)
                 if client is None:
                     return
             wrapped = DeadlineSocket(client, self.limits.send_timeout)
             wrapped.tls = tls
+            wrapped.slot = slot
+            slot.sock = client
             super().handle(listener, wrapped, addr)
         finally:
-            self.connections.release(address)
+            self.waiting.pop(slot, None)
+            if not slot.evicted:
+                self.connections.release(address)
+
+    def _evict_waiting(self, newcomer: str) -> bool:
+        """The station is full: shut the connection that has waited longest for a request head
+        (a slowloris, a half-open or idle connection; a client mid-request is never chosen) and
+        give its place to `newcomer`. Its count is released here, at once, so the new connection
+        is admitted without waiting for the old greenlet to notice. False: nothing to evict."""
+        victim = next(iter(self.waiting), None)
+        if victim is None:
+            return False
+        del self.waiting[victim]
+        victim.evicted = True
+        self.connections.release(victim.address)
+        try:
+            # Shut a duplicate of its descriptor: the connection ends for both (its pending recv
+            # sees EOF and gunicorn closes it quietly), whereas gevent's shutdown() of the socket
+            # itself would fail that recv with EBADF, which gunicorn logs as a socket error.
+            with socket.fromfd(victim.sock.fileno(), socket.AF_INET, socket.SOCK_STREAM) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.log.info("connections full: closed a connection from %s waiting for a request, for %s",
+                      victim.address, newcomer)
+        return True
 
     def _refuse(self, client, fault: VapixFault) -> None:
         """Answer before reading, then close gently: closing with the client's request still
@@ -238,8 +284,9 @@ class StationWorker(GeventWorker):
         finally:
             client.close()
 
-    def _tls_handshake(self, client):
+    def _tls_handshake(self, client, slot: _Slot):
         tls_client = self.tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
+        slot.sock = tls_client                  # wrap_socket took the socket over: evict this one
         try:
             with gevent.Timeout(self.limits.header_timeout, TimeoutError):
                 tls_client.do_handshake()
@@ -255,14 +302,19 @@ class StationWorker(GeventWorker):
         return HeaderTimeout(self.limits.header_timeout)
 
     def handle_request(self, listener_name, req, sock, addr):
+        slot = getattr(sock, "slot", None) if isinstance(sock, DeadlineSocket) else None
         if isinstance(sock, DeadlineSocket):
             req.scheme = "https" if sock.tls else "http"
             sock.deadline = time.monotonic() + self.limits.body_timeout
+        if slot is not None:
+            self.waiting.pop(slot, None)        # in a request: never evicted
         try:
             return super().handle_request(listener_name, req, sock, addr)
         finally:
             if isinstance(sock, DeadlineSocket):
                 sock.deadline = None
+            if slot is not None and not slot.evicted:
+                self.waiting[slot] = None       # waits for its next request: newest in the order
             # Fairness: a keep-alive client whose next request is already buffered would be served
             # again without this greenlet ever yielding, starving the others (measured: p99 of
             # 500-700 ms at 32 connections with p50 at 1 ms). Yield once per request.
