@@ -390,6 +390,27 @@ def test_rtsp_half_open_flood_from_one_address_leaves_room_for_others(station):
             s.close()
 
 
+def test_rtsp_flood_from_many_addresses_leaves_room_for_a_login(station):
+    """8 addresses x 8 unauthenticated connections fill all 64: a newcomer still gets in (the
+    oldest connection without a login gives way) and plays; a logged-in stream is never closed."""
+    from tests.test_rtsp_events import RawRtsp
+    playing = RawRtsp(station.rtsp_port, VIEWER).play()
+    socks = []
+    try:
+        for i in range(64):
+            socks.append(raw_connect(station.rtsp_port, f"127.0.1.{1 + i % 8}"))
+        time.sleep(0.3)
+        newcomer = RawRtsp(station.rtsp_port, VIEWER).play()
+        newcomer.close()
+        status, _, _ = playing.request("OPTIONS", playing.url(), {"Session": playing.session})
+        assert status == 200
+        assert door_latency(station) < DOOR_BOUND
+    finally:
+        playing.close()
+        for s in socks:
+            s.close()
+
+
 def test_rtsp_unauthenticated_connections_have_a_deadline(station):
     """A slowloris (1 byte a second of a request that never ends) and a client that keeps sending
     unauthenticated OPTIONS are both closed at the login deadline, not kept for ever."""

@@ -149,6 +149,7 @@ class RtspConnection(asyncio.Protocol):
         self.audio_drop_since: float | None = None
         self.idle: asyncio.TimerHandle | None = None
         self.login: asyncio.TimerHandle | None = None
+        self.opened = time.monotonic()
         self.closed = False
 
     # -- connection --------------------------------------------------------------------------
@@ -158,6 +159,16 @@ class RtspConnection(asyncio.Protocol):
         self.peer = peer[0]
         self.peer_key = peer_key(self.peer)
         mine = sum(1 for c in self.server.connections if c.peer_key == self.peer_key)
+        if mine < MAX_PER_ADDRESS and len(self.server.connections) >= MAX_CONNECTIONS:
+            # Full, with room for this address: the oldest connection that has not logged in gives
+            # way (LAN hosts with many addresses could otherwise keep everyone else out by
+            # reconnecting every LOGIN_TIMEOUT); logged-in clients are never closed for a newcomer.
+            waiting = [c for c in self.server.connections if c.user is None and not c.closed]
+            if waiting:
+                oldest = min(waiting, key=lambda c: c.opened)
+                oldest.close(f"connections full: room for {self.peer}")
+                oldest.transport.abort()
+                self.server.connections.discard(oldest)
         if len(self.server.connections) >= MAX_CONNECTIONS or mine >= MAX_PER_ADDRESS:
             transport.write(format_response(503, "0", [("Server", SERVER)]))
             transport.close()
