@@ -285,6 +285,36 @@ def test_ws_ping_flood_drops_only_the_flooder(station):
         press_seen(station, good)
 
 
+def test_ws_configure_flood_is_cut_and_the_door_stays_fast(station):
+    """8 streams (the per-address cap) send events:configure with 32 filters as fast as they can:
+    each answer costs CPU of the API's one worker process, which the door shares. Each flooder is
+    closed (1008) after 16 messages in 10 s, and the door stays fast meanwhile."""
+    filters = [{"topicFilter": IO, "contentFilter": 'boolean(//SimpleItem[@Name="port" and @Value="%d"])' % i}
+               for i in range(32)]
+    message = ws_frame(1, json.dumps({"apiVersion": "1.0", "method": "events:configure",
+                                      "params": {"eventFilterList": filters}}).encode())
+    codes = []
+
+    def flood():
+        ws = RawWs(station, source="127.0.0.8")
+        try:
+            with contextlib.suppress(OSError):
+                for _ in range(10):
+                    ws.send(message * 20)
+            codes.append(ws.close_code(10))
+        finally:
+            ws.close()
+
+    threads = [threading.Thread(target=flood, daemon=True) for _ in range(8)]
+    for t in threads:
+        t.start()
+    worst = max(door_latency(station) for _ in range(5))
+    for t in threads:
+        t.join(15)
+    assert worst < DOOR_BOUND, worst
+    assert codes == [1008] * 8, codes
+
+
 def test_ws_invalid_utf8_is_closed_1007(station):
     ws = RawWs(station)
     try:

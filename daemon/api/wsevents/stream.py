@@ -9,8 +9,10 @@ events and back); one greenlet reads, one writes.
 
 Bounds (hostile LAN): streams per address and in total (429/503 before the upgrade), a bounded
 queue per stream (full: the stream is dropped, never waited for), client messages of at most
-MAX_MESSAGE bytes (1009), `events:configure` within CONFIGURE_TIMEOUT (1008), a ping after a
-third of IDLE_TIMEOUT with nothing to send and nothing heard for IDLE_TIMEOUT closes it (1001),
+MAX_MESSAGE bytes (1009) and at most MAX_MESSAGES of them per MESSAGE_WINDOW (1008), the reader
+yielding after every chunk (a flooding client cannot starve the worker), `events:configure`
+within CONFIGURE_TIMEOUT (1008), a ping after a third of IDLE_TIMEOUT with nothing to send and
+nothing heard for IDLE_TIMEOUT closes it (1001),
 a write that cannot finish within WRITE_TIMEOUT drops it. The Origin header is never a
 credential: a browser page from another origin may only use a wssession token (which that page
 cannot read), not the browser's cached Digest/Basic credentials.
@@ -23,6 +25,7 @@ import json
 import logging
 import socket
 import time
+from collections import deque
 from urllib.parse import urlsplit
 
 import falcon
@@ -46,6 +49,8 @@ IDLE_TIMEOUT = 60.0           # s without any frame from the client, pongs inclu
 WRITE_TIMEOUT = 10.0          # s for one message to leave
 CLOSE_WAIT = 2.0              # s for our close frame to leave before the socket is shut
 READ_CHUNK = 4096
+MAX_MESSAGES = 16             # client messages per MESSAGE_WINDOW s; more: closed (1008). Clients
+MESSAGE_WINDOW = 10.0         # configure once or twice; each answer costs the shared worker's CPU
 SEND_BUFFER = 32768           # SO_SNDBUF: a client that stops reading fills its queue soon
 _STOP = object()
 
@@ -185,6 +190,7 @@ class StreamSession:
         started = time.monotonic()
         parts: list[str] = []
         size = 0
+        recent: deque[float] = deque(maxlen=MAX_MESSAGES)   # when the last messages arrived
         while self.stream.dropped is None:
             wait = self.idle_timeout if self.configured else self.configure_timeout - (time.monotonic() - started)
             data = None
@@ -207,6 +213,11 @@ class StreamSession:
                             return
                         parts.append(event.data)
                         if event.message_finished:
+                            now = time.monotonic()
+                            if len(recent) == MAX_MESSAGES and now - recent[0] < MESSAGE_WINDOW:
+                                self._close(1008, f"over {MAX_MESSAGES} messages in {MESSAGE_WINDOW:.0f} s")
+                                return
+                            recent.append(now)
                             self._handle("".join(parts))
                             parts, size = [], 0
                     elif isinstance(event, BytesMessage):
@@ -222,6 +233,10 @@ class StreamSession:
             except ProtocolError as e:
                 self._close(1002, str(e)[:100])
                 return
+            # gevent's recv() returns at once while the client keeps data coming, without ever
+            # switching: a client streaming configures (each one answered) kept this greenlet
+            # running and starved every other connection, the door's included. Yield per chunk.
+            gevent.sleep(0)
 
     def _handle(self, text: str) -> None:
         try:
