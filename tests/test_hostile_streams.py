@@ -315,6 +315,19 @@ def test_ws_configure_flood_is_cut_and_the_door_stays_fast(station):
     assert codes == [1008] * 8, codes
 
 
+def test_ws_ping_flood_that_reads_its_pongs_is_closed(station):
+    """A client that pings as fast as it can and reads every pong (so its queue never fills) is
+    closed (1008) after 64 pings in 10 s."""
+    ws = RawWs(station)
+    try:
+        with contextlib.suppress(OSError):
+            for _ in range(10):
+                ws.send(ws_frame(9, b"p") * 20)
+        assert ws.close_code(10) == 1008
+    finally:
+        ws.close()
+
+
 def test_ws_invalid_utf8_is_closed_1007(station):
     ws = RawWs(station)
     try:

@@ -51,6 +51,7 @@ CLOSE_WAIT = 2.0              # s for our close frame to leave before the socket
 READ_CHUNK = 4096
 MAX_MESSAGES = 16             # client messages per MESSAGE_WINDOW s; more: closed (1008). Clients
 MESSAGE_WINDOW = 10.0         # configure once or twice; each answer costs the shared worker's CPU
+MAX_PINGS = 64                # client pings per MESSAGE_WINDOW (libraries ping every 20 s or so)
 SEND_BUFFER = 32768           # SO_SNDBUF: a client that stops reading fills its queue soon
 _STOP = object()
 
@@ -191,6 +192,7 @@ class StreamSession:
         parts: list[str] = []
         size = 0
         recent: deque[float] = deque(maxlen=MAX_MESSAGES)   # when the last messages arrived
+        pings: deque[float] = deque(maxlen=MAX_PINGS)       # ... and the last pings
         while self.stream.dropped is None:
             wait = self.idle_timeout if self.configured else self.configure_timeout - (time.monotonic() - started)
             data = None
@@ -224,6 +226,12 @@ class StreamSession:
                         self._close(1003, "text messages only")
                         return
                     elif isinstance(event, Ping):
+                        # a client that reads its pongs is never dropped for a full queue
+                        now = time.monotonic()
+                        if len(pings) == MAX_PINGS and now - pings[0] < MESSAGE_WINDOW:
+                            self._close(1008, f"over {MAX_PINGS} pings in {MESSAGE_WINDOW:.0f} s")
+                            return
+                        pings.append(now)
                         self.stream.put(event.response())
                     elif isinstance(event, CloseConnection):
                         self.ended = f"the client closed ({event.code})"
