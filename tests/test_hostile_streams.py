@@ -373,6 +373,33 @@ def test_ws_half_open_upgrades_are_capped_per_address(station):
             ws.close()
 
 
+def upgrade_status(station, user, source: str) -> bytes:
+    sock = raw_connect(station.http_port, source)
+    try:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall((f"GET {PATH}?sources=events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                      f"Authorization: {basic(user)}\r\n\r\n").encode())
+        return sock.recv(4096).split(b"\r\n", 1)[0]
+    finally:
+        sock.close()
+
+
+def test_ws_streams_are_capped_per_user(station):
+    """One user's password from three addresses: 16 streams, the 17th is 429 although its
+    address has room; another user from that address still gets one."""
+    held = []
+    try:
+        for i in range(16):
+            held.append(RawWs(station, ADMIN, source=f"127.0.0.{20 + i // 8}"))
+        assert upgrade_status(station, ADMIN, "127.0.0.22").startswith(b"HTTP/1.1 429")
+        extra = RawWs(station, OPERATOR, source="127.0.0.22")
+        extra.close()
+    finally:
+        for ws in held:
+            ws.close()
+
+
 def test_wssession_token_guessing(station):
     """Wrong tokens (malformed, well-formed guesses) are all 401, fast, and do not lock out the
     real token of a user; a used token is not accepted again."""

@@ -34,6 +34,7 @@ class Limits:
                                         # connections, so short requests always find one
     max_event_streams: int = 64         # WebSocket event streams, all addresses together
     max_event_streams_per_address: int = 8
+    max_event_streams_per_user: int = 16    # one user's credentials (any role) from many addresses
     event_stream_queue: int = 256       # messages waiting for one stream; full: it is dropped
     event_stream_configure_timeout: float = 30.0   # s from the upgrade to the first events:configure
     event_stream_idle_timeout: float = 60.0        # s without a frame from the client (ping at 1/3)

@@ -59,9 +59,12 @@ _STOP = object()
 class WsEventStreamResource:
     def __init__(self, hub: WsEventHub, counter: ConnectionCounter, queue_size: int,
                  log: logging.Logger | None = None, configure_timeout: float = CONFIGURE_TIMEOUT,
-                 idle_timeout: float = IDLE_TIMEOUT):
+                 idle_timeout: float = IDLE_TIMEOUT, per_user: ConnectionCounter | None = None):
         self.hub = hub
         self.counter = counter
+        # streams per user name: one viewer's password used from many addresses cannot take
+        # every stream (the per-address cap alone allowed it from 8 addresses)
+        self.per_user = per_user
         self.queue_size = queue_size
         self.timeouts = (configure_timeout, idle_timeout)
         self.log = log or logging.getLogger("doorstation.api.ws")
@@ -80,8 +83,15 @@ class WsEventStreamResource:
                                     "WebSocket needs the station's gunicorn worker", http_status=501))
             return
         peer = req.remote_addr or ""
+        user = req.context.get("user")
+        name = getattr(user, "name", "?")
+        if self.per_user is not None and self.per_user.admit(name) is not None:
+            _reply(resp, too_many_connections(name, "event streams of this user"))
+            return
         refused = self.counter.admit(peer)
         if refused is not None:
+            if self.per_user is not None:
+                self.per_user.release(name)
             _reply(resp, too_many_connections(peer, "event streams") if refused.http_status == 429
                    else station_busy("event streams"))
             return
@@ -97,14 +107,14 @@ class WsEventStreamResource:
             raw.sendall((f"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          f"Sec-WebSocket-Accept: {accept}\r\n\r\n").encode("ascii"))
             req.env[HANDLED_KEY] = True
-            user = req.context.get("user")
-            StreamSession(raw, self.hub, self.log, peer, getattr(user, "name", "?"), self.queue_size,
-                          *self.timeouts).run()
+            StreamSession(raw, self.hub, self.log, peer, name, self.queue_size, *self.timeouts).run()
         except OSError as e:
             req.env[HANDLED_KEY] = True
             self.log.info("event stream to %s ended: %s", peer, e)
         finally:
             self.counter.release(peer)
+            if self.per_user is not None:
+                self.per_user.release(name)
 
     def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
         """Not an upgrade (and not the GET of daemon.api.app.with_head: a HEAD never streams)."""
@@ -204,6 +214,7 @@ class StreamSession:
                 return
             if not data:
                 self.ended = "the client went away"
+                self.stream.put(_STOP)      # the writer ends now: its stream slot is free at once
                 return
             try:
                 self.conn.receive_data(data)
