@@ -31,8 +31,8 @@ def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: L
     log = logging.getLogger("doorstation.api.ws")
     hub = WsEventHub(ControlClient(control_socket, timeout=10.0, max_connections=2), log)
     counter = ConnectionCounter(limits.max_event_streams, limits.max_event_streams_per_address)
-    # keyed by user name (peer_key leaves a name as it is); the total is `counter`'s
-    per_user = ConnectionCounter(limits.max_event_streams, limits.max_event_streams_per_user)
+    # keyed by user name (peer_key leaves a name as it is); the total is `counter`'s alone
+    per_user = ConnectionCounter(2 ** 31, limits.max_event_streams_per_user)
     middleware = tokens.TokenOrHeaderAuth(authenticator, issued, stream.PATH, user_role)
     return middleware, {
         stream.PATH: stream.WsEventStreamResource(hub, counter, limits.event_stream_queue, log,
