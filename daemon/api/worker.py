@@ -285,6 +285,7 @@ class StationWorker(GeventWorker):
             client.close()
 
     def _tls_handshake(self, client, slot: _Slot):
+        assert self.tls is not None             # called for TLS listeners only
         tls_client = self.tls.wrap_socket(client, server_side=True, do_handshake_on_connect=False)
         slot.sock = tls_client                  # wrap_socket took the socket over: evict this one
         try:
