@@ -130,6 +130,17 @@ def port_open(host: str, port: int) -> bool:
         return False
 
 
+def http_answers(host: str, port: int) -> bool:
+    """Does an HTTP server answer on host:port (any status: a redirect to HTTPS counts)?"""
+    try:
+        with socket.create_connection((host, port), timeout=0.5) as s:
+            s.settimeout(0.5)
+            s.sendall(b"HEAD /ui/app.css HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            return s.recv(5) == b"HTTP/"
+    except OSError:
+        return False
+
+
 def stop_process(proc: subprocess.Popen, grace: float) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -189,7 +200,10 @@ def cmd_run(args) -> int:
         api = subprocess.Popen(gunicorn_command(binds, args.workers),
                                env={**env, **api_environment(args, state)})
         listeners = [args.http] + ([args.https] if args.https else [])
-        if not wait_until(lambda: all(port_open(h, p) for h, p in listeners), START_WAIT_S, [supervisor, api]):
+        # gunicorn's master listens before its worker has loaded the app (about a second):
+        # "running" is said once the worker answers on the HTTP listener.
+        if not wait_until(lambda: all(port_open(h, p) for h, p in listeners) and http_answers(*args.http),
+                          START_WAIT_S, [supervisor, api]):
             print(f"doorstation: the API did not start on {', '.join(binds)}", file=sys.stderr)
             return 1
         if rtsp is not None and not rtsp.start():
