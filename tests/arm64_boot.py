@@ -11,7 +11,10 @@ a doorstation.txt (host name, admin password, SSH key). Inside this namespace:
   127.0.0.1:2222 -> guest :22 (ssh), 127.0.0.1:8080 -> guest :80 (the API)
   10.0.2.15 (the guest's own address, added to this namespace's lo) UDP 5060 and 4000-4011 ->
   the guest's, so a SIP peer here reaches the station at the address in its Contact and SDP;
-  the guest reaches this namespace's 127.0.0.1 as 10.0.2.2 (qemu's user network).
+  the guest reaches this namespace's 127.0.0.1 as 10.0.2.2 (qemu's user network); baresip listens on
+  10.0.2.2 (also added to lo), so the Contact and SDP addresses it sends are the ones the guest
+  uses, and an nftables rule in the namespace turns UDP that qemu sends to 127.0.0.1 into UDP to
+  10.0.2.2 (ACK, BYE and RTP from the station reach baresip).
 
 Writes WORKDIR/results.json: {check: {"ok": bool, "detail": str}} and WORKDIR/console.log.
 """
@@ -28,6 +31,7 @@ from pathlib import Path
 
 FAT_OFFSET = 4 * 1024 * 1024          # scripts/build-image: the boot partition starts at sector 8192
 GUEST = "10.0.2.15"
+HOST_ALIAS = "10.0.2.2"
 SSH_PORT, HTTP_PORT = 2222, 8080
 RTP_PORTS = range(4000, 4012)
 BOOT_TIMEOUT = float(os.environ.get("DOORSTATION_ARM64_BOOT_TIMEOUT", "600"))
@@ -86,11 +90,11 @@ def prepare(image: Path, work: Path, password: str) -> tuple[Path, Path, Path]:
     with open(disk, "r+b") as f:
         f.truncate(image.stat().st_size + 512 * 1024 * 1024)
     fat = f"{disk}@@{FAT_OFFSET}"
-    names = sh("mdir", "-b", "-i", fat, "::/").stdout.split()
-    kernel = next(n for n in names if n.startswith("::/vmlinuz"))
-    initrd = next(n for n in names if n.startswith("::/initrd.img"))
-    sh("mcopy", "-n", "-i", fat, kernel, str(work / "vmlinuz"))
-    sh("mcopy", "-n", "-i", fat, initrd, str(work / "initrd.img"))
+    names = [n.removeprefix("::/").removeprefix("::") for n in sh("mdir", "-b", "-i", fat, "::/").stdout.split()]
+    kernel = next(n for n in names if n.startswith("vmlinuz"))
+    initrd = next(n for n in names if n.startswith("initrd.img"))
+    sh("mcopy", "-n", "-i", fat, f"::/{kernel}", str(work / "vmlinuz"))
+    sh("mcopy", "-n", "-i", fat, f"::/{initrd}", str(work / "initrd.img"))
     sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "arm64-lane", "-f", str(work / "id_ed25519"))
     pub = (work / "id_ed25519.pub").read_text().strip()
     (work / "doorstation.txt").write_text(
@@ -169,7 +173,7 @@ def check_api(r: Results, password: str) -> None:
 def check_sip(r: Results, password: str, work: Path) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from tests.sip_peers import Baresip
-    peer = Baresip(work / "baresip", host="127.0.0.1").start()
+    peer = Baresip(work / "baresip", host=HOST_ALIAS).start()
     try:
         steps = []
 
@@ -189,7 +193,7 @@ def check_sip(r: Results, password: str, work: Path) -> None:
         mark = peer.mark()
         # the station in the guest reaches this namespace's loopback as 10.0.2.2
         time.sleep(3)
-        call({"axcall:Call": {"To": f"sip:bob@10.0.2.2:{peer.sip_port}", "SIPAccountId": "peer-to-peer"}})
+        call({"axcall:Call": {"To": f"sip:bob@{HOST_ALIAS}:{peer.sip_port}", "SIPAccountId": "peer-to-peer"}})
         peer.wait_event("CALL_ESTABLISHED", timeout=30, since=mark)
         r.put("SIP call from the station to baresip connects", True, "\n".join(steps))
         time.sleep(1)
@@ -235,6 +239,10 @@ def main(argv: list[str]) -> int:
     r = Results(work / "results.json")
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "addr", "add", f"{GUEST}/32", "dev", "lo")
+    sh("ip", "addr", "add", f"{HOST_ALIAS}/32", "dev", "lo")
+    sh("nft", "-f", "-", input=f"""table ip arm64lane {{
+  chain out {{ type nat hook output priority -100; ip daddr 127.0.0.1 meta l4proto udp dnat to {HOST_ALIAS} }}
+}}""")
     password = secrets.token_urlsafe(15)
     disk, kernel, initrd = prepare(image, work, password)
     started = time.monotonic()
