@@ -232,6 +232,27 @@ def check_unit_tests(guest: Guest, r: Results, wheels: Path) -> None:
           and " error" not in text and text.strip().endswith("aarch64"), text)
 
 
+def check_install(guest: Guest, r: Results, wheels: Path) -> None:
+    """scripts/install (the Raspberry Pi OS path) on this arm64 Debian: remove what the image
+    installed, then install from a copy of the source with the image's aarch64 wheels (no network
+    in the guest, so no PyPI and no apt: every Debian package it asks for is already there)."""
+    if not wheels.is_dir():
+        r.put("scripts/install on arm64: installs, both units start", False, f"no wheels in {wheels}")
+        return
+    guest.copy_in(wheels, "/tmp/install-wheels", timeout=300)
+    out = guest.run("""set -e
+systemctl disable --now doorstation-supervisor doorstation-api doorstation-rtsp 2>&1
+rm -f /etc/systemd/system/doorstation-supervisor.service /etc/systemd/system/doorstation-api.service \
+  /etc/systemd/system/doorstation-rtsp.service /etc/default/doorstation
+mkdir -p /root/src && tar -C /opt/doorstation --exclude=./.venv -cf - . | tar -C /root/src -xf -
+rm -rf /opt/doorstation /var/lib/doorstation && userdel doorstation && systemctl daemon-reload
+DOORSTATION_INSTALL_WHEELS=/tmp/install-wheels timeout 1200 /root/src/scripts/install 2>&1 | tail -n 12
+sleep 10; systemctl is-active doorstation-supervisor doorstation-api""", timeout=1500)
+    text = out.stdout + out.stderr
+    r.put("scripts/install on arm64: installs, both units start",
+          out.returncode == 0 and text.rstrip().endswith("active\nactive") and "password:" in text, text)
+
+
 def main(argv: list[str]) -> int:
     image, work = Path(argv[0]), Path(argv[1])
     wheels = Path(argv[2]) if len(argv) > 2 else work / "test-wheels"
@@ -264,6 +285,7 @@ def main(argv: list[str]) -> int:
         check_unit_tests(guest, r, wheels)
         journal = guest.run("journalctl -b --no-pager -o short-monotonic | tail -300", timeout=60).stdout
         (work / "journal.txt").write_text(journal)
+        check_install(guest, r, image.parent / "wheels-aarch64")
         guest.run("systemctl poweroff", timeout=20)
         qemu.wait(90)
     finally:

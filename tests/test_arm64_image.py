@@ -36,6 +36,7 @@ CHECKS = [
     "SIP call from the station to baresip connects",
     "RFC 2833 DTMF from baresip reaches the station (DTMF event)",
     "unit tests on arm64 (pytest in the guest)",
+    "scripts/install on arm64: installs, both units start",
 ]
 HOST_TOOLS = {"qemu-system-aarch64": "qemu-system-arm", "mcopy": "mtools", "ssh": "openssh-client",
               "unshare": "util-linux", "baresip": "baresip-core", "curl": "curl",
