@@ -261,9 +261,10 @@ def main(argv: list[str]) -> int:
     sh("ip", "link", "set", "lo", "up")
     sh("ip", "addr", "add", f"{GUEST}/32", "dev", "lo")
     sh("ip", "addr", "add", f"{HOST_ALIAS}/32", "dev", "lo")
-    sh("nft", "-f", "-", input=f"""table ip arm64lane {{
-  chain out {{ type nat hook output priority -100; ip daddr 127.0.0.1 meta l4proto udp dnat to {HOST_ALIAS} }}
-}}""")
+    sh("nft", "add", "table", "ip", "arm64lane")
+    sh("nft", "add", "chain", "ip", "arm64lane", "out", "{ type nat hook output priority -100; }")
+    sh("nft", "add", "rule", "ip", "arm64lane", "out", "ip", "daddr", "127.0.0.1", "meta", "l4proto", "udp",
+       "dnat", "to", HOST_ALIAS)
     password = secrets.token_urlsafe(15)
     disk, kernel, initrd = prepare(image, work, password)
     started = time.monotonic()
