@@ -1,7 +1,7 @@
 """The arm64 lane: build the Raspberry Pi image (scripts/build-image) and boot it under
 qemu-system-aarch64 (tests/arm64_boot.py), then check what a person flashing a card relies on.
 
-On by default; DOORSTATION_ARM64=0 skips it. Needs root (the image build makes a root file system,
+Opt-in: DOORSTATION_ARM64=1 scripts/test runs it (not part of CI's run yet: see docs/image.md). Needs root (the image build makes a root file system,
 the boot runs in a network namespace of its own). Cached in ~/.cache/doorstation: the Debian root
 file system (by its package list), the cross-built pjsua2 and pyalsaaudio (by their inputs), and
 the finished image by the content of every tracked file, so a second run without changes only
@@ -105,8 +105,10 @@ def guest_test_wheels(lane: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def lane_results(tmp_path_factory) -> dict:
-    if os.environ.get("DOORSTATION_ARM64", "1") == "0":
-        pytest.skip("DOORSTATION_ARM64=0")
+    # Opt-in for now: from a fresh machine the lane takes ~25 min on 2 cores (docs/image.md), which
+    # does not fit next to the rest of scripts/test in CI's time.
+    if os.environ.get("DOORSTATION_ARM64", "0") != "1":
+        pytest.skip("the arm64 lane runs with DOORSTATION_ARM64=1 (about 25 min from a fresh machine)")
     if os.geteuid() != 0:
         pytest.skip("the arm64 lane needs root (image build, network namespace)")
     ensure_host_tools()
