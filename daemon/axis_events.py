@@ -26,8 +26,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Callable, Iterable
 from xml.sax.saxutils import quoteattr
+
+from daemon.faults import VapixFault
 
 TOPIC_CALL_STATE = "tnsaxis:Call/State"
 TOPIC_CALL_STATE_CHANGE = "tnsaxis:Call/StateChange"
@@ -257,3 +259,27 @@ def ws_notify(n: Notification) -> dict:
     return {"apiVersion": "1.0", "method": "events:notify",
             "params": {"notification": {"timestamp": int(round(n.utc * 1000)), "topic": n.topic,
                                         "message": message}}}
+
+
+MAX_SYNC_PAGES = 32        # pages of 1000 read to find the log's end (it keeps 10000 events)
+
+
+def sync_from_supervisor(request: Callable[[str, dict], dict], after: int | None) -> tuple[int, AxisEventModel]:
+    """What a stream process (WebSocket hub, RTSP server) needs to follow the supervisor's events:
+    the log position to read from and the current state. At start (`after` None) the position is
+    the log's end; after a supervisor restart it stays the last one seen, so what was logged
+    meanwhile (a press, a call) still reaches the streams (the log is in SQLite and outlives the
+    supervisor; replayed property values change nothing twice). `request` is a control client's."""
+    if after is None:
+        after = 0
+        for _ in range(MAX_SYNC_PAGES):
+            reply = request("events.wait", {"after": after, "wait": 0, "limit": 1000})
+            after = int(reply.get("next", after))
+            if len(reply.get("events") or []) < 1000:
+                break
+    status = request("status", {})
+    try:
+        ports = request("device.ports", {})
+    except VapixFault:
+        ports = None                      # no hardware configured
+    return after, AxisEventModel.from_snapshot(status, ports)

@@ -17,14 +17,13 @@ import logging
 import threading
 from typing import Callable
 
-from daemon.axis_events import CHANGED, AxisEventModel, Notification, TopicFilter
+from daemon.axis_events import CHANGED, AxisEventModel, Notification, TopicFilter, sync_from_supervisor
 from daemon.faults import VapixFault
 
 MAX_SUBSCRIBERS = 32
 MAX_QUEUE = 256            # notifications waiting for one subscriber
 POLL_WAIT = 20.0           # seconds per events.wait long-poll
 POLL_LIMIT = 200
-MAX_SYNC_PAGES = 32        # pages of 1000 read to find the log's end (it keeps 10000 events)
 
 
 class Subscriber:
@@ -152,18 +151,5 @@ class SupervisorFollower(threading.Thread):
         """At start: from the log's end. After a supervisor restart: from the last seq seen, so
         what was logged meanwhile (a press, a call) still reaches the streams (the log is in
         SQLite and outlives the supervisor); replayed property values change nothing twice."""
-        if self.after is None:
-            after = 0
-            for _ in range(MAX_SYNC_PAGES):
-                reply = self.client.request("events.wait", {"after": after, "wait": 0, "limit": 1000})
-                after = int(reply.get("next", after))
-                if len(reply.get("events") or []) < 1000:
-                    break
-            self.after = after
-        status = self.client.request("status")
-        try:
-            ports = self.client.request("device.ports")
-        except VapixFault:
-            ports = None                      # no hardware configured
-        model = AxisEventModel.from_snapshot(status, ports)
+        self.after, model = sync_from_supervisor(self.client.request, self.after)
         self.loop.call_soon_threadsafe(self.hub.reset, model)

@@ -17,12 +17,11 @@ import gevent.event
 import gevent.queue
 
 from daemon.api.wsevents.configure import EventFilter, copies
-from daemon.axis_events import CHANGED, AxisEventModel, Notification, ws_notify
+from daemon.axis_events import CHANGED, AxisEventModel, Notification, sync_from_supervisor, ws_notify
 from daemon.faults import VapixFault
 
 POLL_WAIT = 20.0            # seconds per events.wait long-poll
 POLL_LIMIT = 200
-MAX_SYNC_PAGES = 32         # pages of 1000 read to find the log's end (it keeps 10000 events)
 READY_WAIT = 5.0            # how long a new stream waits for the first snapshot
 
 
@@ -139,17 +138,5 @@ class WsEventHub:
     def _sync(self) -> None:
         """At start: from the log's end. After a supervisor restart: from the last seq seen (the
         log is in SQLite and outlives it), after a new snapshot."""
-        if self.after is None:
-            after = 0
-            for _ in range(MAX_SYNC_PAGES):
-                reply = self.control.request("events.wait", {"after": after, "wait": 0, "limit": 1000})
-                after = int(reply.get("next", after))
-                if len(reply.get("events") or []) < 1000:
-                    break
-            self.after = after
-        status = self.control.request("status")
-        try:
-            ports = self.control.request("device.ports")
-        except VapixFault:
-            ports = None                      # no hardware configured
-        self._reset(AxisEventModel.from_snapshot(status, ports))
+        self.after, model = sync_from_supervisor(self.control.request, self.after)
+        self._reset(model)
