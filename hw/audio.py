@@ -230,6 +230,32 @@ def mix_into(acc: array.array, pcm: bytes) -> None:
 
 # --- the bridge core --------------------------------------------------------------------------
 
+
+class PeakMeter:
+    """The peak level of the last second of frames (at 20 ms each), in dBFS, for the status and the
+    web page. Fed on the media clock thread (two C-level passes over a frame's samples); read
+    from any thread (one int)."""
+
+    def __init__(self, frames_per_window: int = 50) -> None:
+        self._window = frames_per_window
+        self._count = 0
+        self._peak = 0
+        self.last = 0                        # peak of the last full window, 0..32768
+
+    def feed(self, frame: bytes) -> None:
+        samples = array.array("h", frame[:len(frame) & ~1])
+        if samples:
+            peak = max(max(samples), -min(samples))
+            if peak > self._peak:
+                self._peak = peak
+        self._count += 1
+        if self._count >= self._window:
+            self.last, self._peak, self._count = self._peak, 0, 0
+
+    def dbfs(self) -> float | None:
+        """None for digital silence."""
+        return round(20 * math.log10(self.last / 32768), 1) if self.last else None
+
 class AudioBridge:
     def __init__(self, pcm: Pcm, rate: int = 16000, fifo_ms: int = 200,
                  ringback: RingbackTone | None = None, target_ms: int = 40,
@@ -248,6 +274,8 @@ class AudioBridge:
         self.ringback_active = False    # set from any thread; read on the clock thread
         self.frames_in = 0
         self.frames_out = 0
+        self.mic_level = PeakMeter()         # what goes to the call and receivers (after AEC)
+        self.speaker_level = PeakMeter()     # what goes to the speaker (call, transmitters, ring-back)
         self.device_errors = 0
         self.last_error: str | None = None
         self._port: Any = None
@@ -361,6 +389,7 @@ class AudioBridge:
             # the reference is what went to the speaker one tick ago; the FIFO and device delay
             # after that is part of the echo path the filter's tail covers
             frame = self.echo.process(frame, self._echo_ref)
+        self.mic_level.feed(frame)
         receivers = self._receivers
         if receivers:
             encoded = mulaw_encode(self._rx_resampler.process(frame))
@@ -394,6 +423,7 @@ class AudioBridge:
             self._echo_ref = data if len(data) == self.frame_bytes else data[:self.frame_bytes].ljust(
                 self.frame_bytes, b"\0")
         self.frames_in += 1
+        self.speaker_level.feed(data)
         self.speaker.push(data)
         self.pump()
         self._trimmers[1].tick()
@@ -419,6 +449,9 @@ class AudioBridge:
         s = {"mic": self.mic.stats(), "speaker": self.speaker.stats(), "frames_in": self.frames_in,
              "frames_out": self.frames_out, "device_errors": self.device_errors,
              "last_error": self.last_error, "active": self.active,
+             # peak of the last second while the clock runs (None: silence or not clocked)
+             "levels": {"mic_dbfs": self.mic_level.dbfs() if self.active else None,
+                        "speaker_dbfs": self.speaker_level.dbfs() if self.active else None},
              "streams": [t.stats() for t in (*self._receivers, *self._transmitters)],
              "echo": ({"tail_ms": self.echo.config.tail_ms, "noise_suppress_db": self.echo.config.noise_suppress_db,
                        "agc": self.echo.config.agc, "frames": self.echo.frames} if self.echo is not None

@@ -1,7 +1,8 @@
 """The arm64 lane: build the Raspberry Pi image (scripts/build-image) and boot it under
 qemu-system-aarch64 (tests/arm64_boot.py), then check what a person flashing a card relies on.
 
-Opt-in: DOORSTATION_ARM64=1 scripts/test runs it (not part of CI's run yet: see docs/image.md). Needs root (the image build makes a root file system,
+Opt-in: DOORSTATION_ARM64=1 scripts/test runs it (not part of CI's run yet: see docs/image.md).
+Needs root (the image build makes a root file system,
 the boot runs in a network namespace of its own). Cached in ~/.cache/doorstation: the Debian root
 file system (by its package list), the cross-built pjsua2 and pyalsaaudio (by their inputs), and
 the finished image by the content of every tracked file, so a second run without changes only

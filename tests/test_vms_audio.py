@@ -213,6 +213,9 @@ def test_terminate_call_closes_its_streams(station):
     rx = Receiver(st)
     rx.wait_bytes(4000)
     assert call_status(st, call_id)["CallState"] == "Active"
+    rx.wait_bytes(8000 * 2)                   # the level meter's one-second window has filled
+    levels = json.loads(doorstation("status", state_dir=st.state_dir).stdout)["Hardware"]["Audio"]["levels"]
+    assert -30 < levels["mic_dbfs"] < -3, levels          # the simulated mic: a tone at half scale
     st.ok("TerminateCall", {"CallId": call_id})
     assert rx.ended.wait(10), "the receive stream should end with its call"
     assert call_status(st, call_id)["CallStateReason"] == "Terminated"
@@ -222,6 +225,7 @@ def test_terminate_call_closes_its_streams(station):
     status = json.loads(doorstation("status", state_dir=st.state_dir).stdout)
     assert status["AudioStreams"]["Counts"] == {"receive": 0, "transmit": 0}
     assert status["Hardware"]["Audio"]["active"] is False
+    assert status["Hardware"]["Audio"]["levels"] == {"mic_dbfs": None, "speaker_dbfs": None}
 
 
 def test_sip_call_and_vms_streams_share_the_audio(station, baresip_factory):  # noqa: F811

@@ -76,3 +76,16 @@ def test_aec_table_is_validated():
             parse_aec(bad)
         assert e.value.key.startswith("audio.aec.")
     assert AudioBridge(SimPcm(RATE, "silence"), RATE, echo=AecConfig(enabled=False)).echo is None
+
+
+def test_peak_meter_reports_the_last_second_in_dbfs():
+    from hw.audio import PeakMeter
+    meter = PeakMeter(frames_per_window=3)
+    assert meter.dbfs() is None
+    half = array.array("h", [0, 16384, -8000, 0]).tobytes()
+    for _ in range(3):
+        meter.feed(half)
+    assert meter.dbfs() == -6.0
+    for _ in range(3):
+        meter.feed(bytes(8))                       # a second of silence replaces it
+    assert meter.dbfs() is None

@@ -187,9 +187,12 @@ function renderStatus() {
     setText("st-led", String(hw.LED));
     setText("st-button", hw.ButtonPressed ? "pressed" : "not pressed");
     const audio = hw.Audio || {};
+    const levels = audio.levels || {};
+    const db = (v) => (v === null || v === undefined ? "silent" : `${v} dBFS`);
     setText("st-audio", `${audio.active ? "in use" : "idle"}; ${audio.frames_in || 0} frames in, ` +
       `${audio.frames_out || 0} out, ${audio.device_errors || 0} device errors` +
-      (hw.SimulatedAudio ? " (simulated)" : "") + ". Signal levels are not measured by the station.");
+      (hw.SimulatedAudio ? " (simulated)" : "") +
+      (audio.active ? `; microphone peak ${db(levels.mic_dbfs)}, speaker peak ${db(levels.speaker_dbfs)}` : ""));
   } else {
     for (const id of ["st-relay", "st-led", "st-button", "st-audio"]) setText(id, "no hardware configured");
   }
@@ -242,8 +245,10 @@ async function refreshStatus() {
   }
 }
 
-// Only the clocks tick locally (uptime, call duration); the state itself comes from events.
+// Only the clocks tick locally (uptime, call duration); the state itself comes from events. The
+// one exception: while the audio runs, its levels (a peak per second) are re-read every 2 s.
 setInterval(() => { if (me) renderStatus(); }, 1000);
+setInterval(() => { if (me && status && ((status.Hardware || {}).Audio || {}).active) refreshStatus(); }, 2000);
 
 // -- events -------------------------------------------------------------------------------------
 function inWords(ev) {
