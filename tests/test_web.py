@@ -72,7 +72,10 @@ def test_first_use_then_sessions_csrf_and_logout(first_use):
     assert again.status_code == 409
     # 3. the session is a user: GETs need nothing more, every other method the CSRF token (POST
     #    /vapix/call included, whatever the command: the method decides, not the command)
-    assert s.get(f"{st.url}/api/status", timeout=15).json()["User"] == {"Name": "admin", "Role": "admin"}
+    page_status = s.get(f"{st.url}/api/status", timeout=15).json()
+    assert page_status["User"] == {"Name": "admin", "Role": "admin"}
+    # the hardware section: what hardware.toml configured, and what the board has (names to use)
+    assert set(page_status["HardwareConfig"]["Present"]) == {"GPIOChips", "SoundCards"}
     assert vapix(s, st, "GetSIPConfiguration").status_code == 403
     assert vapix(s, st, "GetSIPConfiguration", headers={"X-CSRF-Token": csrf}).status_code == 200
     write = {"SIPConfiguration": {"CallingTimeout": 30}}

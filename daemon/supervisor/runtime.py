@@ -422,9 +422,12 @@ class StationRuntime:
                  "door_relay": gpio.door_relay.line,
                  **{name: c.line for name, c in gpio.inputs.items()},
                  **{name: o.line for name, o in gpio.outputs.items()}}
+        from hw.inventory import gpio_chips, sound_cards
         return {"GPIOChip": None if gpio.simulated else gpio.chip, "Lines": lines,
                 "CaptureDevice": None if audio.simulated else audio.capture_device,
-                "PlaybackDevice": None if audio.simulated else audio.playback_device}
+                "PlaybackDevice": None if audio.simulated else audio.playback_device,
+                # what the board has, configured or not: the names hardware.toml can use
+                "Present": {"GPIOChips": gpio_chips(), "SoundCards": sound_cards()}}
 
     def door_open(self, cause: dict) -> dict:
         if self.intercom is None:

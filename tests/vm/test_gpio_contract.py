@@ -61,3 +61,10 @@ def test_line_held_by_another_request_is_a_typed_error():
             GpiodLines([button()], chip=CHIP, consumer="second")
     finally:
         first.close()
+
+
+def test_inventory_lists_the_gpiosim_chip_and_the_loopback_card():
+    from hw.inventory import gpio_chips, sound_cards
+    chips = {c["Path"]: c for c in gpio_chips()}
+    assert chips[CHIP]["Label"] == LABEL and chips[CHIP]["Lines"] >= 8, chips
+    assert "Loopback" in [c["Id"] for c in sound_cards()]

@@ -226,6 +226,10 @@ function renderHardwareConfig() {
     ...Object.entries(cfg.Lines || {}).map(([role, line]) => [role.replace(/_/g, " "), `line ${line}`]),
     ["Microphone", cfg.CaptureDevice || "simulated"],
     ["Speaker", cfg.PlaybackDevice || "simulated"],
+    ["GPIO chips on the board", ((cfg.Present || {}).GPIOChips || []).map(
+      (c) => `${c.Name}${c.Label ? ` (${c.Label}, ${c.Lines} lines)` : ""}`).join("; ") || "none"],
+    ["Sound cards on the board", ((cfg.Present || {}).SoundCards || []).map(
+      (c) => `${c.Device} (${c.Name})`).join("; ") || "none"],
   ] : [["Configured", "no hardware (the station runs without GPIO and audio)"]];
   dl.replaceChildren();
   for (const [term, value] of rows) {
