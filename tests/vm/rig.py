@@ -70,6 +70,10 @@ playback_device = "{STATION_PLAYBACK}"
 sample_rate = {RATE}
 fifo_ms = 200
 target_ms = 40
+[audio.aec]
+# the test's far end listens for the station's own loopback (snd-aloop): an echo path, which the
+# canceller would remove; this rig measures the audio path, not the canceller
+enabled = false
 """
 
 

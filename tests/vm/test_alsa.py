@@ -15,6 +15,7 @@ from itertools import pairwise
 import pytest
 
 from hw.audio import AlsaPcm, AudioBridge
+from hw.echo import AecConfig
 from tests.pj_null_endpoint import start_null_endpoint
 
 RATE = 16000
@@ -79,7 +80,9 @@ def run_clock(bridge, source: bytes, seconds: float, tick_s: float, samples=None
 
 @pytest.fixture
 def bridge():
-    b = AudioBridge(AlsaPcm(CAPTURE, PLAYBACK, RATE), RATE, fifo_ms=200)
+    # snd-aloop plays the speaker straight back into the microphone: a perfect echo path, which the
+    # echo canceller (on by default) removes. These tests measure the bridge's transport: AEC off.
+    b = AudioBridge(AlsaPcm(CAPTURE, PLAYBACK, RATE), RATE, fifo_ms=200, echo=AecConfig(enabled=False))
     yield b
     b.close()
 
