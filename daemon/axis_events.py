@@ -131,6 +131,13 @@ class AxisEventModel:
         """Every property's current value, as a new subscriber gets it first."""
         return [Notification(n.topic, n.source, n.data, INITIALIZED, n.utc, n.key) for n in self._values.values()]
 
+    def changed_since(self, old: "AxisEventModel") -> list[Notification]:
+        """After a new snapshot (a supervisor restart): a Changed notification for each property
+        whose value differs from `old`'s."""
+        before = {(n.topic, n.source): n.data for n in old.initialized()}
+        return [Notification(n.topic, n.source, n.data, CHANGED, n.utc, n.key)
+                for n in self.initialized() if before.get((n.topic, n.source)) != n.data]
+
     def apply(self, event: dict) -> list[Notification]:
         """One event of the log ({"topic", "source", "data", "time"}) -> the notifications it
         causes (none when it changes no property and is not an Axis event)."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from daemon.audiostream import protocol
+from daemon.control.server import start_private_unix_server
 from hw.audio import RECEIVE_RATE, SAMPLE_BYTES, StreamTap
 
 HEADER_TIMEOUT = 5.0
@@ -71,17 +72,8 @@ class AudioStreamServer:
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
-        os.makedirs(os.path.dirname(self.socket_path), mode=0o750, exist_ok=True)
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
-        old = os.umask(0o117)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=self.socket_path,
-                                                           limit=protocol.MAX_HEADER + 16)
-        finally:
-            os.umask(old)
+        self._server = await start_private_unix_server(self._serve, self.socket_path,
+                                                       limit=protocol.MAX_HEADER + 16)
         self.hub.on_received = self._wake
 
     async def stop(self) -> None:

@@ -18,6 +18,22 @@ from daemon.faults import VapixFault
 Handler = Callable[[dict], Any | Awaitable[Any]]
 
 
+
+async def start_private_unix_server(serve: Callable, path: str, limit: int) -> asyncio.base_events.Server:
+    """A Unix socket server at `path` for the station's own processes: its directory 0750, the
+    socket 0660 (owner and group: the API runs as the same user or group), a socket left over
+    from a killed supervisor replaced."""
+    os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    old_umask = os.umask(0o117)
+    try:
+        return await asyncio.start_unix_server(serve, path=path, limit=limit)
+    finally:
+        os.umask(old_umask)
+
 class ControlServer:
     def __init__(self, socket_path: str, handlers: dict[str, Handler], log: logging.Logger):
         self.socket_path = str(socket_path)
@@ -27,18 +43,8 @@ class ControlServer:
         self._clients: set[asyncio.Task] = set()
 
     async def start(self) -> None:
-        directory = os.path.dirname(self.socket_path)
-        os.makedirs(directory, mode=0o750, exist_ok=True)
-        try:
-            os.unlink(self.socket_path)  # left over from a killed supervisor
-        except FileNotFoundError:
-            pass
-        old_umask = os.umask(0o117)
-        try:
-            self._server = await asyncio.start_unix_server(self._serve, path=self.socket_path,
-                                                           limit=protocol.MAX_MESSAGE + 16)
-        finally:
-            os.umask(old_umask)
+        self._server = await start_private_unix_server(self._serve, self.socket_path,
+                                                       limit=protocol.MAX_MESSAGE + 16)
 
     async def stop(self) -> None:
         if self._server is not None:

@@ -17,7 +17,7 @@ import logging
 import threading
 from typing import Callable
 
-from daemon.axis_events import CHANGED, AxisEventModel, Notification, TopicFilter, sync_from_supervisor
+from daemon.axis_events import AxisEventModel, Notification, TopicFilter, sync_from_supervisor
 from daemon.faults import VapixFault
 
 MAX_SUBSCRIBERS = 32
@@ -79,10 +79,7 @@ class EventHub:
         old, self.model = self.model, model
         if old is None:
             return
-        before = {(n.topic, n.source): n.data for n in old.initialized()}
-        changed = [Notification(n.topic, n.source, n.data, CHANGED, n.utc, n.key)
-                   for n in model.initialized() if before.get((n.topic, n.source)) != n.data]
-        self._fan_out(changed)
+        self._fan_out(model.changed_since(old))
 
     def publish(self, events: list[dict]) -> None:
         if self.model is None:

@@ -17,7 +17,7 @@ import gevent.event
 import gevent.queue
 
 from daemon.api.wsevents.configure import EventFilter, copies
-from daemon.axis_events import CHANGED, AxisEventModel, Notification, sync_from_supervisor, ws_notify
+from daemon.axis_events import AxisEventModel, Notification, sync_from_supervisor, ws_notify
 from daemon.faults import VapixFault
 
 POLL_WAIT = 20.0            # seconds per events.wait long-poll
@@ -99,9 +99,7 @@ class WsEventHub:
         old, self.model = self.model, model
         self._ready.set()
         if old is not None:      # a supervisor restart: what changed meanwhile goes out as Changed
-            before = {(n.topic, n.source): n.data for n in old.initialized()}
-            self._fan_out([Notification(n.topic, n.source, n.data, CHANGED, n.utc, n.key)
-                           for n in model.initialized() if before.get((n.topic, n.source)) != n.data])
+            self._fan_out(model.changed_since(old))
 
     def publish(self, events: list[dict]) -> None:
         if self.model is None:
