@@ -118,12 +118,7 @@ def main() -> int:
             for c in clients:
                 c.documents(quiet=0.2)        # drain the Initialized ones
             rtsp = [RtspListener(c, args.events) for c in clients]
-            after = 0
-            while True:
-                page = control.request("events.wait", {"after": after, "wait": 0, "limit": 1000})
-                if not page["events"]:
-                    break
-                after = page["next"]
+            after = int(control.request("events.end", {})["next"])
             poll = LongPollListener(station.url, after, args.events)
             for t in rtsp + [poll]:
                 t.start()

@@ -268,9 +268,6 @@ def ws_notify(n: Notification) -> dict:
                                         "message": message}}}
 
 
-MAX_SYNC_PAGES = 32        # pages of 1000 read to find the log's end (it keeps 10000 events)
-
-
 def sync_from_supervisor(request: Callable[[str, dict], dict], after: int | None) -> tuple[int, AxisEventModel]:
     """What a stream process (WebSocket hub, RTSP server) needs to follow the supervisor's events:
     the log position to read from and the current state. At start (`after` None) the position is
@@ -278,12 +275,8 @@ def sync_from_supervisor(request: Callable[[str, dict], dict], after: int | None
     meanwhile (a press, a call) still reaches the streams (the log is in SQLite and outlives the
     supervisor; replayed property values change nothing twice). `request` is a control client's."""
     if after is None:
-        after = 0
-        for _ in range(MAX_SYNC_PAGES):
-            reply = request("events.wait", {"after": after, "wait": 0, "limit": 1000})
-            after = int(reply.get("next", after))
-            if len(reply.get("events") or []) < 1000:
-                break
+        # one query, not pages: under a flood of calls, paging to the end chases a moving target
+        after = int(request("events.end", {})["next"])
     status = request("status", {})
     try:
         ports = request("device.ports", {})

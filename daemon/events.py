@@ -120,6 +120,12 @@ class EventLog:
                  "data": json.loads(r[4])} for r in rows]
 
     @staticmethod
+    def end(store: Store) -> int:
+        """The newest event's sequence number (0 for an empty log): where a new reader starts."""
+        row = store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM events").fetchone()
+        return int(row[0])
+
+    @staticmethod
     def prune(store: Store, keep: int = 10000) -> int:
         """Drop all but the newest `keep` events; returns how many were removed."""
         with store.transaction() as tx:

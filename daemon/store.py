@@ -77,6 +77,7 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         self._lock = threading.RLock()
+        self._depth = 0                 # transactions open on the lock's thread (nested: savepoints)
         try:
             if readonly:
                 self.conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True,
@@ -118,18 +119,30 @@ class Store:
     # -- transactions ------------------------------------------------------------------------
     @contextmanager
     def transaction(self) -> Iterator["_Tx"]:
-        """BEGIN IMMEDIATE ... COMMIT. Nothing is acknowledged until this block has exited."""
+        """BEGIN IMMEDIATE ... COMMIT. Nothing is acknowledged until the outermost block has exited.
+
+        Nested in another transaction (a batch of engine events, one commit for all of them), a
+        block is a SAVEPOINT: its failure undoes its own writes only, and it commits with the batch."""
         if self.readonly:
             raise StoreError("read-only store")
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
+            self._depth += 1
+            nested = self._depth > 1
             try:
-                yield _Tx(self.conn)
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            else:
-                self.conn.execute("COMMIT")
+                self.conn.execute(f"SAVEPOINT s{self._depth}" if nested else "BEGIN IMMEDIATE")
+                try:
+                    yield _Tx(self.conn)
+                except BaseException:
+                    if nested:
+                        self.conn.execute(f"ROLLBACK TO s{self._depth}")
+                        self.conn.execute(f"RELEASE s{self._depth}")
+                    else:
+                        self.conn.execute("ROLLBACK")
+                    raise
+                else:
+                    self.conn.execute(f"RELEASE s{self._depth}" if nested else "COMMIT")
+            finally:
+                self._depth -= 1
 
     # -- reads (usable outside a transaction) --------------------------------------------------
     def get_setting(self, key: str) -> dict | None:

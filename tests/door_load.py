@@ -28,13 +28,8 @@ def control(st: Station, timeout: float = 40.0) -> ControlClient:
 
 
 def _newest(client: ControlClient) -> int:
-    after = 0
-    for _ in range(1000):                      # pages of 1000: bounded by the log's 10,000 events
-        page = client.request("events.wait", {"after": after, "wait": 0, "limit": 1000})
-        if not page["events"]:
-            return after
-        after = page["next"]
-    return after
+    # the log's end in one query: paging to it never ends while a flood of calls logs events
+    return int(client.request("events.end", {})["next"])
 
 
 def open_door_and_measure(st: Station, pulse_ms: int, timeout: float = 30.0,
@@ -51,7 +46,8 @@ def open_door_and_measure(st: Station, pulse_ms: int, timeout: float = 30.0,
             during()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            page = client.request("events.wait", {"after": after, "wait": 2, "limit": 100})
+            # pages of 1000: a flood of calls logs events faster than pages of 100 can follow
+            page = client.request("events.wait", {"after": after, "wait": 2, "limit": 1000})
             after = page["next"]
             for e in page["events"]:
                 d = e["data"]

@@ -49,6 +49,10 @@ class EventSink:
                 self._changed.notify_all()
         asyncio.get_running_loop().create_task(wake())
 
+    def end(self) -> int:
+        """The log's newest sequence number, for readers that only want what comes next."""
+        return EventLog.end(self._store)
+
     async def wait_after(self, after: int, wait: float, limit: int) -> dict:
         """Events with seq > after, waiting up to `wait` seconds for the first one."""
         after = min(max(0, after), 2**63 - 1)

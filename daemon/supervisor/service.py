@@ -49,6 +49,7 @@ class Supervisor:
             "ping": lambda args: {"pid": os.getpid()},
             "vapix": self.vapix,
             "events.wait": self.events_wait,
+            "events.end": lambda args: {"next": self.sink.end()},
             "status": lambda args: {**self.runtime.status(),
                                     **({"MQTT": self.mqtt.status()} if self.mqtt is not None else {})},
             "door.open": lambda args: self.runtime.door_open(cause={"api": str(args.get("user", "cli"))}),

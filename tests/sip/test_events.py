@@ -104,6 +104,16 @@ def test_event_log_prune_keeps_newest(tmp_path):
     store.close()
 
 
+def test_event_log_end_is_the_newest_seq(tmp_path):
+    store = Store.open(tmp_path)
+    assert EventLog.end(store) == 0
+    seqs = [EventLog.append(store, TOPIC_STATE, {"Source": "DoorStation"}, {"i": i}) for i in range(5)]
+    EventLog.prune(store, keep=2)
+    assert EventLog.end(store) == seqs[-1]
+    assert EventLog.read_after(store, EventLog.end(store)) == []
+    store.close()
+
+
 def test_call_history_keeps_the_newest_finished_calls(tmp_path):
     from daemon.sip.calls import CallRecord
     from daemon.sip.recorder import load_call_history, save_finished_call
