@@ -36,6 +36,16 @@ def pump(ep, seconds):
         ep.libHandleEvents(10)
 
 
+def pump_until(ep, done, seconds=15.0):
+    """Pump until `done()` (frame counts: the null device's clock thread may lag on a loaded
+    machine, so a fixed time would give a varying number of frames), at most `seconds`."""
+    end = time.monotonic() + seconds
+    for _ in range(3000):
+        if done() or time.monotonic() >= end:
+            break
+        ep.libHandleEvents(10)
+
+
 def test_fast_frame_buffer_path_agrees_with_swig():
     assert fast_path_ok()
     data = bytes(range(256)) * 3
@@ -50,10 +60,10 @@ def test_tone_flows_through_the_conference_bridge_and_ringback_replaces_it(endpo
     # what the SIP engine's media_hook does with the call's AudioMedia (b's port opens on first use)
     b.media_hook("call-1", a.open_port(endpoint, "a"))
     assert b.call_id == "call-1"
-    pump(endpoint, 1.5)
+    pump_until(endpoint, lambda: a.frames_out >= 75 and b.frames_in >= 75 and b.pcm.played_bytes >= 3 * RATE)
     ring_from = b.pcm.played_bytes
     b.start()                         # ring-back on B's speaker
-    pump(endpoint, 1.0)
+    pump_until(endpoint, lambda: b.pcm.played_bytes - ring_from >= 2 * RATE * 3 // 2)   # 1.5 s of it
     b.stop()
     ring_to = b.pcm.played_bytes
     b.detach()
@@ -62,7 +72,7 @@ def test_tone_flows_through_the_conference_bridge_and_ringback_replaces_it(endpo
     assert b.frames_in == frames      # no call, no ring-back: the ticks do nothing
     assert not b.stats()["active"]
     b.start()                         # ring-back alone: frames are worked on again
-    pump(endpoint, 0.3)
+    pump_until(endpoint, lambda: b.frames_in > frames + 5)
     assert b.frames_in > frames and b.stats()["active"]
     b.stop()
     a.close()
