@@ -119,3 +119,34 @@ def test_invalid_hardware_config_refuses_to_start_naming_the_key(tmp_path):
     with pytest.raises(RuntimeError) as e:
         st.start(timeout=30)
     assert "gpio.call_button.debounce_ms" in str(e.value)
+
+
+def test_a_button_call_the_engine_cannot_place_is_recorded_as_a_failed_call(tmp_path):
+    """The button names an account that does not exist (removed after hardware.toml was written):
+    the press gets its CallId at once, the engine refuses the call later; that call must still be
+    told (Initiated, Failed), kept in the history, and reported as the intercom's CallFailed."""
+    from tests.stack_sip import enable_sip
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "hardware.toml").write_text(HARDWARE.replace('recipient = "VMS_CALL"',
+                                                          'recipient = "sip:bob@127.0.0.1:9"\naccount_id = "gone"'))
+    st = Station(state).start()
+    try:
+        enable_sip(st)
+        _, after = events_after(st, 0, wait=0.5)
+        assert doorstation("press", state_dir=st.state_dir).returncode == 0
+        events, _ = events_after(st, after, wait=15,
+                                 until=lambda e: e["topic"] == "doorstation:Intercom/CallFailed")
+        failed = [e for e in events if e["topic"] == "doorstation:Intercom/CallFailed"]
+        assert failed, events
+        call_id = failed[0]["data"]["CallId"]
+        events, _ = events_after(st, after, wait=5, until=lambda e: e["data"].get("Reason") == "Failed")
+        reasons = [e["data"]["Reason"] for e in events
+                   if e["topic"] == "tnsaxis:Call/StateChange" and e["data"].get("CallId") == call_id]
+        assert reasons == ["Initiated", "Failed"], events
+        status = st.ok("GetCallStatus", {"CallId": call_id})["CallStatus"]
+        assert status["CallState"] == "Terminated" and status["CallStateReason"] == "Failed", status
+        hw = doorstation("status", state_dir=st.state_dir)
+        assert '"LED": "off"' in hw.stdout
+    finally:
+        st.stop()

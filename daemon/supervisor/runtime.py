@@ -236,6 +236,11 @@ class StationRuntime:
         if error is None:
             return
         self.log.warning("call %s to %s failed after Call answered: %s", call_id, to[:100], error)
+        self._record_failed_call(call_id, account_id, to)
+
+    def _record_failed_call(self, call_id: str, account_id: str | None, to: str) -> None:
+        """A call whose CallId was handed out but that the engine could not place: Initiated then
+        Failed events and a Failed call in the history, so the CallId names a call to the end."""
         record = callmodel.CallRecord(call_id=call_id, direction="Outgoing", account_id=account_id or "",
                                       device_uri="", remote_uri=to, start_time=self.clock())
         record.state, record.reason, record.stop_time = callmodel.TERMINATED, "Failed", self.clock()
@@ -464,7 +469,13 @@ class StationRuntime:
             tx.put_setting(RELAY_BINDINGS_KEY, {"DTMFEventIds": list(dict.fromkeys(event_ids))})
         return self.relay_bindings()
 
-    def button_call_placed(self, call_id: str, to: str, future: asyncio.Future) -> None:
+    def button_call_placed(self, call_id: str, account_id: str | None, to: str, future: asyncio.Future) -> None:
+        """The engine's answer to a button's call: a failure is recorded as axcall:Call's late
+        failures are (events + history), and the intercom reports it (CallFailed) and goes idle."""
         error = None if future.cancelled() else future.exception()
-        if error is not None and self.intercom is not None:
+        if error is None:
+            return
+        self.log.warning("button call %s to %s failed: %s", call_id, to[:100], error)
+        self._record_failed_call(call_id, account_id, to)
+        if self.intercom is not None:
             self.intercom.call_failed(call_id, to, f"{type(error).__name__}: {error}")

@@ -80,7 +80,7 @@ class EngineEvents:
 
 class ButtonCalls:
     """What the intercom calls on a button press: the same paths as axcall:Call/TerminateCall,
-    without waiting: the CallId at once, a failure later through intercom.call_failed()."""
+    without waiting: the CallId at once, a failure later through runtime.button_call_placed()."""
 
     def __init__(self, runtime: StationRuntime) -> None:
         self._runtime = runtime
@@ -88,7 +88,7 @@ class ButtonCalls:
     def call(self, account_id: str | None, to: str) -> str:
         call_id, placed = self._runtime.start_call(account_id, to)
         if placed is not None:
-            placed.add_done_callback(lambda f: self._runtime.button_call_placed(call_id, to, f))
+            placed.add_done_callback(lambda f: self._runtime.button_call_placed(call_id, account_id, to, f))
         return call_id
 
     def hangup(self, call_id: str) -> None:
