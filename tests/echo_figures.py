@@ -1,11 +1,11 @@
 """Echo-path figures from one run of the VM lane's room (tests/vm/echo_room.py) and what the
-station sent to a receive.cgi client meanwhile. Pure Python (no numpy), used by bench/vm_echo.py
+station's audio hub gave the call meanwhile. Pure Python (no numpy), used by bench/vm_echo.py
 and the VM-lane test; the unit test (tests/test_echo_figures.py) checks it on made-up signals.
 
-The station's output (mu-law 8 kHz, after its echo canceller) is compared with what the room
-played into its microphone, brought to 8 kHz by the hub's own resampler (so the receive path's
-filtering is on both sides):
-- alignment: the output lags the room's microphone track by an unknown amount (buffers, HTTP);
+The hub's output (after its echo canceller), brought to 8 kHz, is compared with what the room
+played into its microphone, brought to 8 kHz by the same resampler (hw.g711's, the one the hub
+uses for receive.cgi):
+- alignment: the output lags the room's microphone track by an unknown amount (buffers, FIFOs);
   it is found where the near end speaks (alone at first, then in double talk) by correlating
   10 ms energy envelopes, then samples; between the two points it is interpolated (the hub's
   FIFOs may drop or pad a frame under emulation);
@@ -30,18 +30,8 @@ BLOCK = OUT_RATE // 100                 # 10 ms envelope blocks
 WINDOW = OUT_RATE // 2                  # 0.5 s ERLE windows
 
 
-def mulaw_decode(data: bytes) -> array.array:
-    table = []
-    for u in range(256):
-        u = ~u & 0xFF
-        exp, mant = (u >> 4) & 7, u & 0x0F
-        s = (((mant << 3) + 0x84) << exp) - 0x84
-        table.append(-s if u & 0x80 else s)
-    return array.array("h", map(table.__getitem__, data))
-
-
-def to_8k(pcm16k: bytes) -> array.array:
-    return array.array("h", Resampler(16000, OUT_RATE).process(pcm16k))
+def to_8k(pcm: bytes, rate: int) -> array.array:
+    return array.array("h", Resampler(rate, OUT_RATE).process(pcm))
 
 
 def energy(x, lo: int, hi: int) -> float:
@@ -90,21 +80,44 @@ def find_lag(out, ref, lo: int, hi: int, around: int, search: int) -> tuple[int,
     return fine, best_c
 
 
-def projection_db(out, ref, lo: int, hi: int, lag: int) -> float | None:
-    num = sum(ref[i] * out[i - lag] for i in range(lo, hi) if 0 <= i - lag < len(out))
-    den = energy(ref, lo, hi)
+def _dot(out, ref, lo: int, hi: int, lag: int) -> float:
+    return float(sum(ref[i] * out[i - lag] for i in range(max(lo, lag), min(hi, len(out) + lag))))
+
+
+def projection_db(out, ref, lo: int, hi: int, lag: int) -> tuple[float | None, int]:
+    """<out, ref> / <ref, ref> over [lo, hi) in dB, in 0.5 s blocks, each at its own lag (followed
+    from `lag`, +-30 ms): a frame padded or dropped by the hub's FIFOs (or a late room) moves the
+    alignment, and one misplaced sample already costs a speech projection several dB. Returns
+    (dB, the last block's lag)."""
+    num = den = 0.0
+    blocks = [(a, min(hi, a + WINDOW)) for a in range(lo, hi, WINDOW)]
+    loud = max((energy(ref, a, b) for a, b in blocks), default=0.0)
+    for a, b in blocks:
+        e = energy(ref, a, b)
+        if e < 0.01 * loud:                      # a pause: nothing to project, nothing to align on
+            continue
+        # on the block's loudest 1/8 s: every other lag within +-30 ms, then the samples around
+        # the best (the dot product itself: the echo in the output does not correlate with ref)
+        seg = max(range(a, max(a + 1, b - OUT_RATE // 8), BLOCK), key=lambda x: energy(ref, x, x + OUT_RATE // 8))
+        seg_hi = min(b, seg + OUT_RATE // 8)
+        span = 30 * OUT_RATE // 1000
+        coarse = max(range(lag - span, lag + span + 1, 2), key=lambda g: _dot(out, ref, seg, seg_hi, g))
+        lag = max(range(coarse - 1, coarse + 2), key=lambda g: _dot(out, ref, seg, seg_hi, g))
+        num += _dot(out, ref, a, b, lag)
+        den += e
     if den <= 0:
-        return None
-    return round(20 * math.log10(max(num / den, 1e-6)), 1)
+        return None, lag
+    return round(20 * math.log10(max(num / den, 1e-6)), 1), lag
 
 
-def figures(room_dir: Path, received: bytes, approx_lag: int = 0, search: int = 3 * OUT_RATE) -> dict:
-    """`received`: the mu-law bytes of receive.cgi from before the room started; `approx_lag`: a
-    guess of the lag (samples at 8 kHz), searched +- `search`."""
+def figures(room_dir: Path, output: bytes, approx_lag: int = 0, search: int = 3 * OUT_RATE) -> dict:
+    """`output`: S16_LE at 8 kHz, from before the room started; `approx_lag`: a guess of the lag
+    (samples at 8 kHz), searched +- `search`."""
     info = json.loads((room_dir / "room.json").read_text())
-    mic = to_8k((room_dir / "mic.raw").read_bytes())
-    near = to_8k((room_dir / "near.raw").read_bytes())
-    out = mulaw_decode(received)
+    rate = info.get("rate", 16000)
+    mic = to_8k((room_dir / "mic.raw").read_bytes(), rate)
+    near = to_8k((room_dir / "near.raw").read_bytes(), rate)
+    out = array.array("h", output[:len(output) - len(output) % 2])
     per_frame = OUT_RATE // 50
     result: dict = {"delay_ms": info["delay_ms"], "room": {k: info[k] for k in (
         "capture_overruns", "playback_underruns", "short_reads", "sched_fifo", "frames")}}
@@ -126,8 +139,8 @@ def figures(room_dir: Path, received: bytes, approx_lag: int = 0, search: int = 
         span = dt[0] - solo[0]
         return round(lag_solo + (lag_dt - lag_solo) * min(1.0, max(0.0, (i - solo[0]) / span)))
 
-    result["near_solo_db"] = projection_db(out, near, *solo, lag_solo)
-    result["near_double_talk_db"] = projection_db(out, near, *dt, lag_dt)
+    result["near_solo_db"], _ = projection_db(out, near, *solo, lag_solo)
+    result["near_double_talk_db"], _ = projection_db(out, near, *dt, lag_dt)
     # ERLE over far-end-only windows
     wins = [(a, a + WINDOW) for a in range(onset, dt[0] - WINDOW + 1, WINDOW)]
     e_in = [energy(mic, a, b) for a, b in wins]

@@ -12,9 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_CODE = 77
-# The whole guest suite (boot, tests/vm incl. the end-to-end call, power-off) takes ~3-4 min under
-# TCG here; the VM is killed (rc 98, no junit.xml) if it runs past this.
-GUEST_TIMEOUT_S = 480
+# The whole guest suite (boot, tests/vm incl. the end-to-end call and the echo path, power-off)
+# takes ~6-7 min under TCG here; the VM is killed (rc 98, no junit.xml) if it runs past this.
+GUEST_TIMEOUT_S = 900
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +77,22 @@ def test_guest_ran_the_door_guard_on_gpiosim(guest_run):
     _, out, log = guest_run
     runs = {n: o for n, o in _ran(out).items() if "test_door_guard_gpiosim" in n}
     assert len(runs) == 3 and set(runs.values()) == {"passed"}, f"{runs}\n{log[-3000:]}"
+
+
+def test_guest_echo_path_meets_the_bar(guest_run):
+    """Issue 12: ERLE >= 25 dB after convergence on the VM lane's snd-aloop echo path, the near end
+    kept in double talk (taken as losing less than 10 dB of it), at a 20 and a 150 ms room delay.
+    The guest recorded the tracks (tests/vm/test_echo_path.py); the figures are computed here."""
+    from tests.echo_figures import figures
+    from tests.vm.echo_run import approx_lag, output_8k
+    _, out, log = guest_run
+    runs = {n: o for n, o in _ran(out).items() if "test_echo_path" in n}
+    assert len(runs) == 2 and set(runs.values()) == {"passed"}, f"{runs}\n{log[-3000:]}"
+    for run_json in sorted((out / "echo-path").glob("*/run.json")):
+        run = json.loads(run_json.read_text())
+        f = figures(run_json.parent, output_8k(run_json.parent, run["rate"]), approx_lag(run))
+        print(run_json.parent.name, {k: f.get(k) for k in ("erle_db", "convergence_s", "near_solo_db",
+                                                           "near_double_talk_db", "lag_ms", "room")})
+        assert f["convergence_s"] is not None, f"{run_json.parent.name}: never converged: {f}"
+        assert f["erle_db"] >= 25, f"{run_json.parent.name}: {f}"
+        assert f["near_double_talk_db"] >= -10, f"{run_json.parent.name}: {f}"
