@@ -35,6 +35,7 @@ from tests.vm.rig import MIC_FEED, SPEAKER_TAP
 
 RATE = 16000                             # the hub's default sample_rate (--rate: the station's)
 ONSET_PEAK = 512                         # -36 dBFS: the far end has started
+QUEUE_PERIODS = 4                        # the room's playback queue (its buffer holds 8)
 REFLECTIONS = ((5, 0.45), (17, -0.3), (40, 0.2))   # (ms after the direct echo, gain relative to it)
 
 
@@ -77,11 +78,13 @@ def run(out: Path, near: array.array, rate: int, delay_ms: int, gain: float, sol
     solo = (int(0.5 * 50), int((0.5 + solo_s) * 50))
     onset = dt = end = None
     info: dict = {"delay_ms": delay_ms, "gain": gain, "sched_fifo": rt, "capture_overruns": 0,
-                  "playback_underruns": 0, "short_reads": 0}
-    # two periods of silence queued first: a late wake-up of this process then does not starve
-    # the station's microphone (it is part of the room's delay; room.json says how much)
-    play.write(bytes(2 * period * 2))
-    info["prefill_ms"] = 40
+                  "playback_underruns": 0, "short_reads": 0,
+                  "overruns_after_onset": 0, "underruns_after_onset": 0}
+    # silence queued first: a late wake-up of this process (up to QUEUE_PERIODS x 20 ms) then does
+    # not starve the station's microphone; it is part of the room's delay (room.json says how much)
+    queue = bytes(QUEUE_PERIODS * period * 2)
+    play.write(queue)
+    info["prefill_ms"] = QUEUE_PERIODS * 20
     print("ready", flush=True)            # the caller starts its clock for the timeline here
     t_end = time.monotonic() + max_s
     near_pos = 0
@@ -91,6 +94,8 @@ def run(out: Path, near: array.array, rate: int, delay_ms: int, gain: float, sol
         n, data = cap.read()
         if n < 0:
             info["capture_overruns"] += 1
+            if onset is not None:
+                info["overruns_after_onset"] += 1
             data = b""
         got = array.array("h", data[:period * 2])
         if len(got) < period:
@@ -119,6 +124,9 @@ def run(out: Path, near: array.array, rate: int, delay_ms: int, gain: float, sol
         mic.extend(frame)
         if play.state() == alsaaudio.PCM_STATE_XRUN:
             info["playback_underruns"] += 1
+            if onset is not None:
+                info["underruns_after_onset"] += 1
+            play.write(queue)             # the same queue again: the echo's delay stays what it was
         if f == 0:
             info["t_first_write"] = time.monotonic()
         play.write(frame.tobytes())

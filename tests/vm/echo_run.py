@@ -99,6 +99,8 @@ def run_once(out: Path, far: bytes, near_raw: Path, delay_ms: int, aec: bool, ta
                              "--double-talk", str(double_talk_s), "--max-s", str(room_s + 30)],
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     output = bytearray()
+    at_far: dict = {}
+    speaker = bytearray()                        # the frames the clock put, i.e. the canceller's reference
     late = 0
     cpu_ns = 0
     try:
@@ -113,9 +115,12 @@ def run_once(out: Path, far: bytes, near_raw: Path, delay_ms: int, aec: bool, ta
                 break
             k = (i - far_from) * fb % len(far)
             frame = far[k:k + fb] if i >= far_from and k + fb <= len(far) else silence
+            if i == far_from:
+                at_far = hub.stats()
             c = time.thread_time_ns()
             output += hub.frame_for_call()       # the port's frame: microphone after the canceller
             hub.frame_from_call(frame)           # the mix: to the speaker
+            speaker += frame
             cpu_ns += time.thread_time_ns() - c
             delay = t0 + (i + 1) * 0.020 - time.monotonic()
             if delay > 0:
@@ -138,13 +143,31 @@ def run_once(out: Path, far: bytes, near_raw: Path, delay_ms: int, aec: bool, ta
         hub.close()
     info = json.loads((out / "room.json").read_text()) if (out / "room.json").exists() else {}
     (out / "output.raw").write_bytes(bytes(output))
+    (out / "reference.raw").write_bytes(bytes(speaker))
     run = {"delay_ms": delay_ms, "aec": aec, "tail_ms": tail_ms, "gain_db": gain_db, "rate": rate,
            "room_rc": room.returncode, "room_ready": ready, "room_stderr": stderr[-2000:], "clock_t0": t0,
            "room_t_first_write": info.get("t_first_write"), "ticks": len(output) // fb, "late_ticks": late,
            "clock_sched_fifo": rt, "hub_cpu_pct": round(100 * cpu_ns / 1e9 / max(wall, 1e-3), 2),
-           "hub": {k: stats.get(k) for k in ("mic", "speaker", "device", "echo", "device_errors")}}
+           "hub": {k: stats.get(k) for k in ("mic", "speaker", "device", "echo", "device_errors")},
+           "hub_at_far_start": {k: at_far.get(k) for k in ("mic", "speaker", "device")}}
+    run["disruptions"] = disruptions(run, info)
     (out / "run.json").write_text(json.dumps(run, indent=1))
     return run
+
+
+def disruptions(run: dict, room: dict) -> dict:
+    """What moved the echo path from the far end's start on: the room's xruns, the hub's FIFO
+    under/overruns and latency trims, the ALSA devices' xruns (each shifts the delay between what
+    the speaker played and what the microphone hears, which the canceller must learn again)."""
+    out = {"room": room.get("overruns_after_onset", 0) + room.get("underruns_after_onset", 0)}
+    end, start = run["hub"], run.get("hub_at_far_start") or {}
+    for fifo in ("mic", "speaker"):
+        for k in ("underruns", "overruns", "trims"):
+            out[f"{fifo}_{k}"] = ((end.get(fifo) or {}).get(k) or 0) - ((start.get(fifo) or {}).get(k) or 0)
+    for k in ("capture_overruns", "playback_xruns"):
+        out[k] = ((end.get("device") or {}).get(k) or 0) - ((start.get("device") or {}).get(k) or 0)
+    out["total"] = sum(out.values())
+    return out
 
 
 def approx_lag(run: dict) -> int:
@@ -155,6 +178,28 @@ def approx_lag(run: dict) -> int:
     return -round((run["room_t_first_write"] - run["clock_t0"]) * 8000)
 
 
-def output_8k(run_dir: Path, rate: int) -> bytes:
-    """The hub's output brought to 8 kHz (the room's tracks get the same resampler)."""
-    return Resampler(rate, 8000).process((run_dir / "output.raw").read_bytes())
+def output_8k(run_dir: Path, rate: int, pcm: bytes | None = None) -> bytes:
+    """The hub's output (or `pcm` at the hub's rate) brought to 8 kHz (the room's tracks get the
+    same resampler)."""
+    return Resampler(rate, 8000).process((run_dir / "output.raw").read_bytes() if pcm is None else pcm)
+
+
+def replay(run_dir: Path, rate: int, config) -> bytes:
+    """The hub's canceller (hw.echo.EchoCanceller with `config`) on the frames of a run recorded
+    with it off, paired exactly as AudioBridge pairs them: the microphone frame of tick i (what
+    the hub gave the call) with the speaker frame of tick i-1 (`_echo_ref`). The output is what
+    the hub with that config would have given the call, had the clock's timing been the same."""
+    from hw.echo import EchoCanceller
+    mic = (run_dir / "output.raw").read_bytes()
+    ref = (run_dir / "reference.raw").read_bytes()
+    fb = rate // 50 * 2
+    ec = EchoCanceller(rate, fb // 2, config)
+    try:
+        prev = bytes(fb)
+        out = bytearray()
+        for i in range(0, min(len(mic), len(ref)) - fb + 1, fb):
+            out += ec.process(mic[i:i + fb], prev)
+            prev = ref[i:i + fb]
+        return bytes(out)
+    finally:
+        ec.close()
