@@ -282,7 +282,7 @@ def parse_aec(t: dict | None) -> AecConfig:
         return AecConfig()
     p = "audio.aec."
     check_keys(t, {"enabled", "tail_ms", "noise_suppress_db", "agc", "agc_target"}, p)
-    return AecConfig(bool_key(t, "enabled", p, True), int_key(t, "tail_ms", p, 200, 20, 500),
+    return AecConfig(bool_key(t, "enabled", p, True), int_key(t, "tail_ms", p, AecConfig.tail_ms, 20, 500),
                      int_key(t, "noise_suppress_db", p, -15, -60, 0), bool_key(t, "agc", p, False),
                      int_key(t, "agc_target", p, 8000, 1000, 30000))
 

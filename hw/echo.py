@@ -34,7 +34,9 @@ class EchoError(Exception):
 @dataclass(frozen=True)
 class AecConfig:
     enabled: bool = True
-    tail_ms: int = 200              # echo path the filter covers: speaker FIFO + ALSA buffers + room
+    # echo path the filter covers: the hub's own buffering (speaker FIFO + ALSA buffers + microphone
+    # FIFO, 100-200 ms measured in the VM lane) + the room; 200 ms only covered a 20 ms room there
+    tail_ms: int = 500
     noise_suppress_db: int = -15    # 0 = no noise suppression
     agc: bool = False
     agc_target: int = 8000          # AGC's target level (of 32767)
