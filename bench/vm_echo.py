@@ -115,7 +115,8 @@ def table(rows: list[dict]) -> str:
     live_off = [r["cpu_pct"] for r in rows if r["mode"] == "live off"]
     if live_on and live_off and sum(live_off):
         m_on, m_off = sum(live_on) / len(live_on), sum(live_off) / len(live_off)
-        lines.append(f"hub CPU (its callbacks, live), mean: AEC on {m_on:.1f} %, off {m_off:.1f} % (x{m_on / m_off:.1f})")
+        lines.append(f"hub CPU (its callbacks, live), mean: AEC on {m_on:.1f} %, off {m_off:.1f} % "
+                     f"(x{m_on / m_off:.1f})")
     return "\n".join(lines)
 
 

@@ -49,7 +49,7 @@ def _ncorr(a: list[float], b: list[float]) -> float:
         return -1.0
     a, b = a[:n], b[:n]
     ma, mb = sum(a) / n, sum(b) / n
-    num = sum((x - ma) * (y - mb) for x, y in zip(a, b))
+    num = sum((x - ma) * (y - mb) for x, y in zip(a, b, strict=True))
     da = math.sqrt(sum((x - ma) ** 2 for x in a))
     db = math.sqrt(sum((y - mb) ** 2 for y in b))
     return num / (da * db) if da and db else -1.0
@@ -146,7 +146,7 @@ def figures(room_dir: Path, output: bytes, approx_lag: int = 0, search: int = 3 
     e_in = [energy(mic, a, b) for a, b in wins]
     loud = max(e_in, default=0.0)
     erle = []
-    for (a, b), ei in zip(wins, e_in):
+    for (a, b), ei in zip(wins, e_in, strict=True):
         if ei <= 0.01 * loud:
             continue
         lag = lag_at(a)

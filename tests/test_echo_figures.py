@@ -31,7 +31,7 @@ def make_room(tmp_path, lag_ms: float, echo_db: float, near_gain: float, converg
     near = [near_voice[i] if solo[0] * FRAME <= i < solo[1] * FRAME or dt * FRAME <= i < (dt + 50) * FRAME else 0.0
             for i in range(n)]
     echo = [far_echo[i] if i >= onset * FRAME else 0.0 for i in range(n)]
-    mic = [e + v for e, v in zip(echo, near)]
+    mic = [e + v for e, v in zip(echo, near, strict=True)]
     pcm = lambda xs: array.array("h", (max(-32768, min(32767, int(x))) for x in xs)).tobytes()  # noqa: E731
     (tmp_path / "mic.raw").write_bytes(pcm(mic))
     (tmp_path / "near.raw").write_bytes(pcm(near))

@@ -119,7 +119,7 @@ def run(out: Path, near: array.array, rate: int, delay_ms: int, gain: float, sol
         gains = [g for _, g in taps]
         voice = voice if voice is not None else array.array("h", bytes(period * 2))
         frame = array.array("h", [clip(int(gains[0] * a + gains[1] * b + gains[2] * c + gains[3] * e) + v)
-                                  for a, b, c, e, v in zip(*segs, voice)])
+                                  for a, b, c, e, v in zip(*segs, voice, strict=True)])
         near_out.extend(voice)
         mic.extend(frame)
         if play.state() == alsaaudio.PCM_STATE_XRUN:
