@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,10 +70,14 @@ def _speexdsp() -> Any:
 
 class EchoCanceller:
     """speexdsp MDF echo canceller + preprocessor (residual echo, noise, AGC) for one stream of
-    fixed-size frames. Not thread-safe: the hub's clock thread is its only user."""
+    fixed-size frames. The hub's clock thread is its only user, but close() may come from another
+    thread while that clock still ticks (pjmedia calls every port's callbacks, connected or not,
+    until the endpoint is destroyed): a lock keeps close() from freeing the states under a frame,
+    and a closed canceller passes frames through."""
 
     def __init__(self, rate: int, frame_samples: int, config: AecConfig = AecConfig()) -> None:
         lib = _speexdsp()
+        self._lock = threading.Lock()
         self.config = config
         self.frame_samples = frame_samples
         self.frame_bytes = frame_samples * 2
@@ -104,23 +109,30 @@ class EchoCanceller:
         n = self.frame_bytes
         if len(mic) != n:
             return mic
-        ctypes.memmove(self._mic, mic, n)
-        if len(ref) == n:
-            ctypes.memmove(self._ref, ref, n)
-        else:
-            ctypes.memset(self._ref, 0, n)
-        self._lib.speex_echo_cancellation(self._echo, self._mic, self._ref, self._out)
-        self._lib.speex_preprocess_run(self._pre, self._out)
-        self.frames += 1
-        return ctypes.string_at(self._out, n)
+        with self._lock:
+            if not self._echo or not self._pre:       # closed
+                return mic
+            ctypes.memmove(self._mic, mic, n)
+            if len(ref) == n:
+                ctypes.memmove(self._ref, ref, n)
+            else:
+                ctypes.memset(self._ref, 0, n)
+            self._lib.speex_echo_cancellation(self._echo, self._mic, self._ref, self._out)
+            self._lib.speex_preprocess_run(self._pre, self._out)
+            self.frames += 1
+            return ctypes.string_at(self._out, n)
 
     def close(self) -> None:
-        if getattr(self, "_pre", None):
-            self._lib.speex_preprocess_state_destroy(self._pre)
-            self._pre = None
-        if getattr(self, "_echo", None):
-            self._lib.speex_echo_state_destroy(self._echo)
-            self._echo = None
+        lock = getattr(self, "_lock", None)
+        if lock is None:                 # __init__ failed before the states existed
+            return
+        with lock:
+            if getattr(self, "_pre", None):
+                self._lib.speex_preprocess_state_destroy(self._pre)
+                self._pre = None
+            if getattr(self, "_echo", None):
+                self._lib.speex_echo_state_destroy(self._echo)
+                self._echo = None
 
     def __del__(self) -> None:
         try:
