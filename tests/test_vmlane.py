@@ -12,9 +12,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SKIP_CODE = 77
-# The whole guest suite (boot, tests/vm incl. the end-to-end call and the echo path's six
-# recordings, power-off) takes ~7-8 min under TCG here; the VM is killed (rc 98, no junit.xml) if it runs past this.
-GUEST_TIMEOUT_S = 900
+# The whole guest suite (boot, tests/vm incl. the end-to-end call and the echo path's four
+# recordings, power-off) takes ~10-12 min under TCG here, with another VM on the host; the VM is killed (rc 98, no junit.xml) if it runs past this.
+GUEST_TIMEOUT_S = 1200
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ def test_guest_ran_the_door_guard_on_gpiosim(guest_run):
 def test_guest_echo_path_meets_the_bar(guest_run):
     """Issue 12: ERLE >= 25 dB after convergence on the VM lane's snd-aloop echo path, the near end
     kept in double talk (taken as losing less than 10 dB of it), at a 20 and a 150 ms room delay.
-    The guest recorded the frames with the canceller off (tests/vm/test_echo_path.py, 3 attempts
+    The guest recorded the frames with the canceller off (tests/vm/test_echo_path.py, 2 attempts
     per delay); here the hub's canceller, with its default settings, runs on them as the hub pairs
     them and the figures are computed. Under emulation a stall now and then moves the echo path
     (counted per attempt: "disruptions"), so each delay must meet the bar in one of its attempts."""

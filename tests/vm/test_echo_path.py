@@ -19,7 +19,7 @@ from tests.vm.echo_run import LANE_RATE, run_once, speech
 
 OUT = Path(os.environ.get("VMLANE_OUT", "/tmp"))
 DELAYS_MS = (20, 150)          # the range, both ends
-ATTEMPTS = 3
+ATTEMPTS = 2
 
 
 @pytest.fixture(scope="module")
