@@ -68,6 +68,10 @@ def test_other_request_styles(shared_station):
 
 
 def test_events_long_poll(shared_station):
+    from tests.stack_sip import wait_applied
+    # the module's earlier writes are applied in the background and log an event when done: wait
+    # for that, or it lands in the long-poll that must stay empty (a fresh-clone run hit it)
+    wait_applied(shared_station)
     s = shared_station.session()
     first = s.get(f"{shared_station.url}/api/events?after=0&wait=0", timeout=10).json()
     after = first["next"]
