@@ -9,6 +9,8 @@ with Basic sees); one Digest round trip per request would measure the client, no
 station's gunicorn worker (daemon.api.worker.StationWorker, gevent). Also printed: the station's
 gunicorn master + worker memory (RSS and PSS) after the load. --profile DIR records py-spy
 flame graphs of the API worker and the supervisor during an extra full-stack run (py-spy from PyPI).
+GetSIPAccounts and GetAudioCodecs are stored-configuration reads (answered again by the worker until
+the store changes); GetCallStatuses is live state, forwarded to the supervisor on every request.
 """
 from __future__ import annotations
 
@@ -71,7 +73,9 @@ def main() -> int:
         master = find_child(station.proc.pid, "gunicorn")
         api_worker = children(master)[0]
         supervisor = find_child(station.proc.pid, "daemon.supervisor")
-        for command in ("GetSIPAccounts", "GetAudioCodecs"):
+        # The first two are store-answered (kept by the API worker until the store changes,
+        # daemon/api/answers.py); GetCallStatuses is live state, asked of the supervisor every time.
+        for command in ("GetSIPAccounts", "GetAudioCodecs", "GetCallStatuses"):
             body = f'{{"axcall:{command}":{{}}}}'
             before = cpu_seconds(api_worker), cpu_seconds(supervisor)
             full = wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)

@@ -377,7 +377,7 @@ def test_get_app_needs_state_dir(monkeypatch):
 def _fake_auth_module(seen: list):
     module = types.ModuleType("daemon.api.auth")
 
-    def make_authenticator(state_dir):
+    def make_authenticator(state_dir, store=None):
         seen.append(str(state_dir))
         return RoleFromHeader()
     module.make_authenticator = make_authenticator

@@ -13,6 +13,8 @@ from typing import Any, Callable
 import falcon
 
 from daemon.api import vapix
+from daemon.api.answers import StoredAnswers
+from daemon.commands.roles import STORE_ANSWERED
 
 DEFAULT_CONTROL_TIMEOUT = 10.0
 
@@ -21,7 +23,8 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
                extra_routes: dict[str, object] | None = None, *,
                command_role: Callable[[str], str] | None = None,
                role_allows: Callable[[str, str], bool] | None = None,
-               redirect_to_https: int | None = None, gate: object | None = None) -> falcon.App:
+               redirect_to_https: int | None = None, gate: object | None = None,
+               answers: StoredAnswers | None = None) -> falcon.App:
     """Build the app.
 
     control        object with request(command, args) -> dict (daemon.control.client.ControlClient)
@@ -33,6 +36,8 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     redirect_to_https   an HTTPS port: plain-HTTP requests get a 308 there before authentication
     gate           middleware run before the authenticator (the web page's WebGate: first use,
                    session cookies)
+    answers        daemon.api.answers.StoredAnswers: stored-configuration reads answered again
+                   until the store changes (None: every command goes to the supervisor)
     """
     middleware: list[Any] = []
     if redirect_to_https is not None:
@@ -47,7 +52,8 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     resource = vapix.VapixCallResource(
         control,
         command_role=command_role or vapix.default_command_role,
-        role_allows=role_allows or vapix.default_role_allows)
+        role_allows=role_allows or vapix.default_role_allows,
+        answers=answers, store_answered=STORE_ANSWERED if answers is not None else frozenset())
     with_head(resource)
     app.add_route("/vapix/call", resource)
     app.add_route("/vapix/call/{command}", resource)
@@ -110,6 +116,7 @@ def get_app() -> Callable:
     from daemon.api.door import DoorBindingsResource, DoorOpenResource
     from daemon.api.events import EventsResource
     from daemon.api.limits import Limits, LongPollGate
+    from daemon.api.readstore import ReadStore
     from daemon.control.client import ControlClient
     limits = Limits.from_env()
     control = ControlClient(socket_path, timeout=timeout)
@@ -118,7 +125,9 @@ def get_app() -> Callable:
     runner = kdf_runner()
     if runner is not None:
         policy["run_blocking"] = runner
-    authenticator = make_authenticator(state_dir, **policy)
+    store = ReadStore(state_dir)       # this process's read-only connection, for both of these
+    authenticator = make_authenticator(state_dir, store=store, **policy)
+    answers = StoredAnswers(store.data_version, control.supervisor_present)
     gate, web_routes = None, {}
     if hasattr(authenticator, "login"):   # the real Authenticator (unit tests inject a stand-in)
         from daemon.api.web import build_web
@@ -126,10 +135,10 @@ def get_app() -> Callable:
         gate, web_routes = web.gate, web.routes
     from daemon.api.wsevents.stream import with_websockets
     from daemon.api.wsevents.wiring import websocket_parts
-    authenticator, ws_routes = websocket_parts(state_dir, socket_path, limits, authenticator)
+    authenticator, ws_routes = websocket_parts(state_dir, socket_path, limits, authenticator, store)
     redirect = os.environ.get("DOORSTATION_HTTPS_REDIRECT_PORT")
     app = create_app(control, authenticator, redirect_to_https=int(redirect) if redirect else None,
-                     gate=gate,
+                     gate=gate, answers=answers,
                      extra_routes={"/api/events": LongPollGate(EventsResource(control),
                                                                 limits.max_longpolls_per_user,
                                                                 limits.max_longpolls),

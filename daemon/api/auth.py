@@ -23,7 +23,6 @@ import math
 import os
 import re
 import secrets
-import sqlite3
 import struct
 import threading
 import time
@@ -35,8 +34,8 @@ from urllib.parse import unquote_to_bytes, urlsplit
 
 import falcon
 
+from daemon.api.readstore import ReadStore, ReadStoreUnavailable
 from daemon.faults import VapixFault, unavailable
-from daemon.store import Store, StoreError
 from daemon.users import NAME_RE, REALM, UserRecord, get_user, scrypt_hash, verify_password
 
 log = logging.getLogger(__name__)
@@ -592,35 +591,16 @@ def _uri_matches(req: falcon.Request, uri: str) -> bool:
 # -- wiring the real dependencies ---------------------------------------------------------------
 
 class StoreUserLookup:
-    """user_lookup over the SQLite store, opened read-only on first use in each process (a
-    connection must not cross gunicorn's fork) and reopened after an error."""
+    """user_lookup over the API process's read-only connection to the store."""
 
-    def __init__(self, state_dir: str | os.PathLike):
-        self.state_dir = Path(state_dir)
-        self._store: Store | None = None
-        self._pid: int | None = None
-        self._inherited: Store | None = None
-        self._lock = threading.Lock()
+    def __init__(self, store: ReadStore):
+        self._store = store
 
     def __call__(self, name: str) -> UserRecord | None:
-        with self._lock:
-            try:
-                if self._store is None or self._pid != os.getpid():
-                    if self._store is not None:
-                        # Opened before a fork: never use or close it here (it belongs to the parent).
-                        self._inherited = self._store
-                    self._store = None
-                    self._store = Store.open(self.state_dir, readonly=True)
-                    self._pid = os.getpid()
-                return get_user(self._store, name)
-            except (StoreError, sqlite3.Error) as e:
-                if self._store is not None:
-                    try:
-                        self._store.close()
-                    except sqlite3.Error:
-                        pass
-                    self._store = None
-                raise UserStoreUnavailable(str(e)) from e
+        try:
+            return self._store.read(lambda store: get_user(store, name))
+        except ReadStoreUnavailable as e:
+            raise UserStoreUnavailable(str(e)) from e
 
 
 def load_or_create_secret(state_dir: str | os.PathLike) -> bytes:
@@ -654,6 +634,7 @@ def load_or_create_secret(state_dir: str | os.PathLike) -> bytes:
 
 
 def make_authenticator(state_dir: str | os.PathLike, clock: Callable[[], float] = time.time,
-                       basic_over_http: bool = True, run_blocking: Callable | None = None) -> Authenticator:
-    return Authenticator(StoreUserLookup(state_dir), load_or_create_secret(state_dir), clock=clock,
+                       basic_over_http: bool = True, run_blocking: Callable | None = None,
+                       store: ReadStore | None = None) -> Authenticator:
+    return Authenticator(StoreUserLookup(store or ReadStore(state_dir)), load_or_create_secret(state_dir), clock=clock,
                          basic_over_http=basic_over_http, run_blocking=run_blocking)

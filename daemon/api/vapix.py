@@ -12,6 +12,7 @@ import falcon
 
 from daemon import faults
 from daemon.api import codec, envelopes
+from daemon.api.answers import Answer, StoredAnswers, request_key
 from daemon.api.limits import BodyTimeout, request_timeout
 from daemon.faults import VapixFault
 
@@ -44,23 +45,44 @@ class VapixCallResource:
 
     def __init__(self, control: Control,
                  command_role: Callable[[str], str] = default_command_role,
-                 role_allows: Callable[[str, str], bool] = default_role_allows):
+                 role_allows: Callable[[str, str], bool] = default_role_allows,
+                 answers: StoredAnswers | None = None,
+                 store_answered: frozenset[str] = frozenset()):
+        """answers: stored-configuration reads answered again until the store changes (None: every
+        request goes to the supervisor); store_answered: the actions that may be kept."""
         self._control = control
         self._command_role = command_role
         self._role_allows = role_allows
+        self._answers = answers
+        self._store_answered = store_answered
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, command: str | None = None) -> None:
         try:
             body = req.bounded_stream.read(envelopes.MAX_BODY + 1)
+            key = request_key(command, req.query_string, req.content_type, body)
+            kept, stamp = self._answers.lookup(key) if self._answers is not None else (None, None)
+            if kept is not None:
+                _write(resp, self._answer_again(req, kept))
+                return
             request = envelopes.decode(path_command=command, query=req.query_string,
                                        content_type=req.content_type, body=body)
         except envelopes.EnvelopeError as e:
             reply = envelopes.encode_fault(e.style, e.fault, e.code)
         else:
             reply = self._run(req, request)
+            if (self._answers is not None and reply.status == 200
+                    and request.action in self._store_answered):
+                self._answers.keep(key, stamp, Answer(request.action, request.style, reply))
         _write(resp, reply)
 
     on_post = on_get
+
+    def _answer_again(self, req: falcon.Request, kept: Answer) -> envelopes.Reply:
+        try:
+            self._authorize(req, kept.action)      # this user's role, not the one first asking
+        except VapixFault as fault:
+            return envelopes.encode_fault(kept.style, fault)
+        return kept.reply
 
     def _run(self, req: falcon.Request, request: envelopes.Request) -> envelopes.Reply:
         try:

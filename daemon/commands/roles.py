@@ -58,6 +58,18 @@ COMMAND_ROLES: dict[str, str] = {
     "SetVMSCallConfiguration": "admin",
 }
 
+# Reads whose answer is a function of the store alone (plus the SIP stack's codec list, fixed for a
+# supervisor's life; each supervisor start commits to the store). The API may answer them again
+# from daemon/api/answers.py until the store changes. Live state (calls, registrations) is not here.
+STORE_ANSWERED = frozenset({
+    "GetAudioCodecs", "GetDefaultAudioCodecs", "GetSupportedAudioCodecs",
+    "GetDTMFConfiguration", "GetDTMFConfigurations", "GetDTMFEvent", "GetDTMFEvents",
+    "GetDTMFTrigger", "GetDTMFTriggers",
+    "GetSIPAccount", "GetSIPAccounts", "GetSIPConfiguration", "GetVMSCallConfiguration",
+    "GetServiceCapabilities", "GetSupportedMediaEncryptionModes",
+    "GetSupportedSIPAccountAttributes", "GetSupportedSIPConfigurationAttributes",
+})
+
 
 def command_role(name: str) -> str:
     """Minimum role for axcall:<name>; faults.unknown_action for a command we do not have."""

@@ -22,6 +22,7 @@ def parse_listen(text: str) -> tuple[str, int]:
 
 async def serve(state_dir: Path, host: str, port: int, log: logging.Logger) -> int:
     from daemon.api.auth import StoreUserLookup
+    from daemon.api.readstore import ReadStore
     from daemon.control.client import ControlClient
     from daemon.rtsp.auth import DigestVerifier
     from daemon.rtsp.hub import EventHub, SupervisorFollower
@@ -34,7 +35,7 @@ async def serve(state_dir: Path, host: str, port: int, log: logging.Logger) -> i
         loop.add_signal_handler(sig, stop.set)
     hub = EventHub(log)
     from daemon.audiostream import audio_socket_path
-    server = RtspServer(hub, DigestVerifier(StoreUserLookup(state_dir)), log,
+    server = RtspServer(hub, DigestVerifier(StoreUserLookup(ReadStore(state_dir))), log,
                         audio_socket=str(audio_socket_path(state_dir)))
     try:
         await server.start(host, port)

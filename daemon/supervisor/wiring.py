@@ -14,7 +14,9 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager
@@ -23,6 +25,8 @@ from daemon.intercom import Intercom
 from daemon.store import Store
 from daemon.supervisor.eventsink import EventSink
 from daemon.supervisor.runtime import StationRuntime
+
+STARTED_KEY = "supervisor_started"
 
 
 class StationConfigError(Exception):
@@ -146,6 +150,10 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
     store = Store.open(state_dir)
     built: list[Callable[[], None]] = [store.close]
     try:
+        # A new supervisor may answer differently (another SIP stack's codecs): this commit ends
+        # the answers the API kept from the last one (daemon/api/answers.py).
+        with store.transaction() as tx:
+            tx.put_setting(STARTED_KEY, {"Started": time.time(), "Pid": os.getpid()})
         sink = EventSink(store)
         scheduler = AsyncioScheduler(loop)
         try:

@@ -5,13 +5,16 @@ import logging
 import os
 
 from daemon.api.limits import ConnectionCounter, Limits
+from daemon.api.readstore import ReadStore
 from daemon.api.wsevents import stream, tokens
 from daemon.api.wsevents.hub import WsEventHub
 
 
-def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: Limits, authenticator):
+def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: Limits, authenticator,
+                    store: ReadStore | None = None):
     """(the middleware to use in place of `authenticator`, {path: resource}). The hub has its own
-    control-socket client: its one long-poll never takes a connection of the API's pool."""
+    control-socket client: its one long-poll never takes a connection of the API's pool. `store`:
+    the process's read-only connection (else one of its own)."""
     from daemon.control.client import ControlClient
 
     lookups: list = []
@@ -20,7 +23,7 @@ def websocket_parts(state_dir: str | os.PathLike, control_socket: str, limits: L
         """The user's role now (None: no such user); read when a token is redeemed."""
         from daemon.api.auth import StoreUserLookup, UserStoreUnavailable
         if not lookups:
-            lookups.append(StoreUserLookup(state_dir))
+            lookups.append(StoreUserLookup(store or ReadStore(state_dir)))
         try:
             record = lookups[0](name)
         except UserStoreUnavailable as e:

@@ -1,0 +1,152 @@
+"""Stored-configuration reads answered again by the API worker until the store changes
+(daemon/api/answers.py): the logic with a fake change stamp, then on a real `doorstation run`."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from daemon.api import envelopes
+from daemon.api.answers import Answer, StoredAnswers, request_key
+from daemon.commands.roles import COMMAND_ROLES, STORE_ANSWERED
+from tests.harness import ADMIN, VIEWER, Station
+
+
+def _answer(body: bytes = b'{"x":1}', action: str = "GetSIPAccounts") -> Answer:
+    return Answer(action, envelopes.Style(), envelopes.Reply(200, "application/json", body))
+
+
+class Stamp:
+    def __init__(self):
+        self.value: int | None = 1
+        self.present = True
+
+
+def _answers(stamp: Stamp, **kw) -> StoredAnswers:
+    return StoredAnswers(lambda: stamp.value, lambda: stamp.present, **kw)
+
+
+def test_kept_until_the_store_changes():
+    stamp = Stamp()
+    answers = _answers(stamp)
+    key = request_key(None, "", "application/json", b'{"axcall:GetSIPAccounts":{}}')
+    kept, at = answers.lookup(key)
+    assert kept is None
+    answers.keep(key, at, _answer())
+    assert answers.lookup(key)[0] == _answer()
+    assert answers.lookup(request_key(None, "", "application/json", b'{"axcall:GetSIPAccounts": {}}'))[0] is None
+    stamp.value = 2                                 # the supervisor committed something
+    assert answers.lookup(key)[0] is None and len(answers) == 0
+
+
+def test_an_answer_older_than_a_seen_change_is_not_kept():
+    stamp = Stamp()
+    answers = _answers(stamp)
+    key = request_key(None, "", None, b"a")
+    _, at = answers.lookup(key)                     # request 1 reads the stamp, goes to the supervisor
+    stamp.value = 2
+    answers.lookup(request_key(None, "", None, b"b"))   # request 2 sees the change meanwhile
+    answers.keep(key, at, _answer())                # request 1's answer may predate the change
+    assert answers.lookup(key)[0] is None
+
+
+def test_nothing_kept_is_answered_while_the_supervisor_is_gone_or_the_store_unreadable():
+    stamp = Stamp()
+    answers = _answers(stamp)
+    key = request_key(None, "", None, b"a")
+    answers.keep(key, answers.lookup(key)[1], _answer())
+    stamp.present = False
+    assert answers.lookup(key) == (None, None)
+    stamp.present, stamp.value = True, None
+    assert answers.lookup(key) == (None, None)
+    answers.keep(key, None, _answer())
+    stamp.value = 1
+    assert answers.lookup(key)[0] is None
+
+
+def test_bounded_in_entries_and_bytes():
+    stamp = Stamp()
+    answers = _answers(stamp, max_entries=3, max_bytes=100, max_entry_bytes=60)
+    keys = [request_key(None, "", None, f"{i}".encode()) for i in range(5)]
+    for key in keys:
+        answers.keep(key, answers.lookup(key)[1], _answer(b"x" * 10))
+    assert len(answers) == 3 and answers.lookup(keys[0])[0] is None and answers.lookup(keys[4])[0]
+    big = request_key(None, "", None, b"big")
+    answers.keep(big, 1, _answer(b"x" * 70))        # over the per-entry bound
+    assert answers.lookup(big)[0] is None
+    for i in range(3):                              # 3 x 45 bytes > 100: the oldest go first
+        key = request_key(None, "", None, f"k{i}".encode())
+        answers.keep(key, 1, _answer(b"y" * 43))
+    assert len(answers) == 2
+
+
+def test_only_reads_are_store_answered():
+    assert STORE_ANSWERED <= {name for name, role in COMMAND_ROLES.items() if role == "viewer"}
+    assert not STORE_ANSWERED & {"GetCallStatus", "GetCallStatuses", "GetSIPAccountStatus",
+                                 "GetSIPAccountStatuses"}
+
+
+# ---- on a real station ------------------------------------------------------------------------
+
+@pytest.fixture
+def station(tmp_path):
+    # A short control timeout: a request that must reach a stopped supervisor gives up in 2 s.
+    with Station(tmp_path / "state", extra_env={"DOORSTATION_CONTROL_TIMEOUT": "2"}) as s:
+        yield s
+
+
+def _supervisor_pid(station: Station) -> int:
+    from daemon.cli import control_client
+    return int(control_client(station.state_dir.resolve()).request("ping")["pid"])
+
+
+def test_every_write_shows_in_the_next_read(station):
+    admin, viewer = station.session(ADMIN), station.session(VIEWER)
+    url = f"{station.url}/vapix/call"
+    for i in range(6):       # the peer-to-peer account and 6 more: within the 8 accounts allowed
+        name = f"door-{i}"
+        station.ok("SetSIPAccounts", {"SIPAccount": [{"UserId": name, "Password": "secret-pass",
+                                                      "Registrar": "127.0.0.1"}]}, session=admin)
+        for _ in range(2):       # the second read is the one that may be answered from what was kept
+            got = viewer.post(url, json={"axcall:GetSIPAccounts": {}}, timeout=10).json()
+            assert [a["UserId"] for a in got["SIPAccount"]][1:] == [f"door-{k}" for k in range(i + 1)], got
+        simple = viewer.get(f"{url}?format=simple&action=axcall:GetSIPConfiguration", timeout=10)
+        assert simple.status_code == 200
+        station.ok("SetSIPConfiguration", {"SIPConfiguration": {"CallingTimeout": 30 + i}}, session=admin)
+        got = viewer.post(url, json={"axcall:GetSIPConfiguration": {}}, timeout=10).json()
+        assert got["SIPConfiguration"]["CallingTimeout"] == 30 + i, got
+
+
+def test_kept_reads_answer_without_the_supervisor_but_never_for_a_wrong_password(station):
+    viewer = station.session(VIEWER)
+    url = f"{station.url}/vapix/call"
+    for _ in range(2):     # the first read of a worker finds no idle control connection to check
+        first = viewer.post(url, json={"axcall:GetAudioCodecs": {}}, timeout=10)
+        assert first.status_code == 200
+    pid = _supervisor_pid(station)
+    os.kill(pid, signal.SIGSTOP)       # a supervisor that cannot answer, with its sockets still open
+    try:
+        t0 = time.monotonic()
+        again = viewer.post(url, json={"axcall:GetAudioCodecs": {}}, timeout=10)
+        kept_s = time.monotonic() - t0
+        assert again.status_code == 200 and again.content == first.content
+        assert kept_s < 1.5, kept_s    # answered from what was kept: the supervisor is stopped
+        live = viewer.post(url, json={"axcall:GetCallStatuses": {}}, timeout=10)
+        assert live.status_code == 503   # live state is always asked for
+        wrong = station.session((VIEWER[0], "not-the-password"))
+        assert wrong.post(url, json={"axcall:GetAudioCodecs": {}}, timeout=10).status_code == 401
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def test_a_supervisor_that_died_is_not_answered_for(station):
+    viewer = station.session(VIEWER)
+    url = f"{station.url}/vapix/call"
+    assert viewer.post(url, json={"axcall:GetSIPAccounts": {}}, timeout=10).status_code == 200
+    assert viewer.post(url, json={"axcall:GetSIPAccounts": {}}, timeout=10).status_code == 200
+    os.kill(_supervisor_pid(station), signal.SIGKILL)
+    time.sleep(0.2)
+    r = viewer.post(url, json={"axcall:GetSIPAccounts": {}}, timeout=10)
+    assert r.status_code == 503, r.text
