@@ -88,7 +88,7 @@ def main() -> int:
                   [("master", master)] + [("worker", w) for w in children(master)]] if master else []
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            body = '{"axcall:GetSIPAccounts":{}}'
+            body = '{"axcall:GetCallStatuses":{}}'   # the live path: worker, control socket, supervisor
             spies = [py_spy(pid, args.duration, args.profile / f"{name}.speedscope.json")
                      for name, pid in (("api-worker", api_worker), ("supervisor", supervisor))]
             wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)

@@ -14,8 +14,8 @@ from daemon.commands.roles import COMMAND_ROLES, STORE_ANSWERED
 from tests.harness import ADMIN, VIEWER, Station
 
 
-def _answer(body: bytes = b'{"x":1}', action: str = "GetSIPAccounts") -> Answer:
-    return Answer(action, envelopes.Style(), envelopes.Reply(200, "application/json", body))
+def _answer(body: bytes = b'{"x":1}') -> Answer:
+    return Answer("GetSIPAccounts", envelopes.Style(), envelopes.Reply(200, "application/json", body))
 
 
 class Stamp:
@@ -32,38 +32,37 @@ def test_kept_until_the_store_changes():
     stamp = Stamp()
     answers = _answers(stamp)
     key = request_key(None, "", "application/json", b'{"axcall:GetSIPAccounts":{}}')
-    kept, at = answers.lookup(key)
-    assert kept is None
-    answers.keep(key, at, _answer())
-    assert answers.lookup(key)[0] == _answer()
-    assert answers.lookup(request_key(None, "", "application/json", b'{"axcall:GetSIPAccounts": {}}'))[0] is None
+    assert answers.find(key) is None
+    answers.keep(key, answers.stamp(), _answer())
+    assert answers.find(key) == _answer()
+    assert answers.find(request_key(None, "", "application/json", b'{"axcall:GetSIPAccounts": {}}')) is None
     stamp.value = 2                                 # the supervisor committed something
-    assert answers.lookup(key)[0] is None and len(answers) == 0
+    assert answers.find(key) is None and len(answers) == 0
 
 
 def test_an_answer_older_than_a_seen_change_is_not_kept():
     stamp = Stamp()
     answers = _answers(stamp)
     key = request_key(None, "", None, b"a")
-    _, at = answers.lookup(key)                     # request 1 reads the stamp, goes to the supervisor
+    at = answers.stamp()                            # request 1 reads the stamp, goes to the supervisor
     stamp.value = 2
-    answers.lookup(request_key(None, "", None, b"b"))   # request 2 sees the change meanwhile
+    answers.stamp()                                 # request 2 sees the change meanwhile
     answers.keep(key, at, _answer())                # request 1's answer may predate the change
-    assert answers.lookup(key)[0] is None
+    assert answers.find(key) is None
 
 
 def test_nothing_kept_is_answered_while_the_supervisor_is_gone_or_the_store_unreadable():
     stamp = Stamp()
     answers = _answers(stamp)
     key = request_key(None, "", None, b"a")
-    answers.keep(key, answers.lookup(key)[1], _answer())
+    answers.keep(key, answers.stamp(), _answer())
     stamp.present = False
-    assert answers.lookup(key) == (None, None)
+    assert answers.find(key) is None and answers.stamp() is None
     stamp.present, stamp.value = True, None
-    assert answers.lookup(key) == (None, None)
+    assert answers.find(key) is None and answers.stamp() is None
     answers.keep(key, None, _answer())
     stamp.value = 1
-    assert answers.lookup(key)[0] is None
+    assert answers.find(key) is None
 
 
 def test_bounded_in_entries_and_bytes():
@@ -71,11 +70,11 @@ def test_bounded_in_entries_and_bytes():
     answers = _answers(stamp, max_entries=3, max_bytes=100, max_entry_bytes=60)
     keys = [request_key(None, "", None, f"{i}".encode()) for i in range(5)]
     for key in keys:
-        answers.keep(key, answers.lookup(key)[1], _answer(b"x" * 10))
-    assert len(answers) == 3 and answers.lookup(keys[0])[0] is None and answers.lookup(keys[4])[0]
+        answers.keep(key, answers.stamp(), _answer(b"x" * 10))
+    assert len(answers) == 3 and answers.find(keys[0]) is None and answers.find(keys[4])
     big = request_key(None, "", None, b"big")
     answers.keep(big, 1, _answer(b"x" * 70))        # over the per-entry bound
-    assert answers.lookup(big)[0] is None
+    assert answers.find(big) is None
     for i in range(3):                              # 3 x 45 bytes > 100: the oldest go first
         key = request_key(None, "", None, f"k{i}".encode())
         answers.keep(key, 1, _answer(b"y" * 43))

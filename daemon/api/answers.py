@@ -6,7 +6,7 @@ since: every configuration write, every event and every supervisor start commits
 SQLite's `PRAGMA data_version` on the API's own read-only connection (a few microseconds) changes
 whenever another connection committed. A repeated read so skips the control-socket round trip,
 the supervisor's work and the encoding (profiled: about a third of the worker's CPU per request,
-and the supervisor's CPU altogether). The role is still checked on every request, and
+and the supervisor's CPU altogether). The role is checked on every request, and
 nothing kept is answered while the supervisor is gone.
 
 Kept per exact request (path, query, content type, body: what the reply depends on), bounded in
@@ -27,8 +27,8 @@ MAX_ENTRY_BYTES = 64 << 10
 
 @dataclass(frozen=True)
 class Answer:
-    action: str
-    style: envelopes.Style
+    action: str                 # for the role check of whoever asks again
+    style: envelopes.Style      # for a fault in the request's own style
     reply: envelopes.Reply
 
 
@@ -52,18 +52,27 @@ class StoredAnswers:
         self._bytes = 0
         self._stamp: Hashable | None = None
 
-    def lookup(self, key: tuple) -> tuple[Answer | None, Hashable | None]:
-        """(the kept answer or None, the stamp to keep a new answer under). Everything kept under
-        an older stamp is dropped here."""
+    def find(self, key: tuple) -> Answer | None:
+        """The answer kept for this exact request if the store has not changed since (and the
+        supervisor is there). A request never kept costs one dict lookup: live reads pass by."""
+        answer = self._entries.get(key)
+        if answer is None:
+            return None
+        if self.stamp() is None or key not in self._entries:   # gone, or kept before a change
+            return None
+        return answer
+
+    def stamp(self) -> Hashable | None:
+        """The store's stamp now, read before a request goes to the supervisor (None: do not keep
+        its answer). Everything kept under an older stamp is dropped here."""
         if not self._present():
-            return None, None
+            return None
         stamp = self._version()
         if stamp is None or stamp != self._stamp:
             self._entries.clear()
             self._bytes = 0
             self._stamp = stamp
-            return None, stamp
-        return self._entries.get(key), stamp
+        return stamp
 
     def keep(self, key: tuple, stamp: Hashable | None, answer: Answer) -> None:
         """Keep `answer` if the store has not been seen to change since `stamp` was read (before

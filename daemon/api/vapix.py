@@ -60,7 +60,7 @@ class VapixCallResource:
         try:
             body = req.bounded_stream.read(envelopes.MAX_BODY + 1)
             key = request_key(command, req.query_string, req.content_type, body)
-            kept, stamp = self._answers.lookup(key) if self._answers is not None else (None, None)
+            kept = self._answers.find(key) if self._answers is not None else None
             if kept is not None:
                 _write(resp, self._answer_again(req, kept))
                 return
@@ -69,24 +69,23 @@ class VapixCallResource:
         except envelopes.EnvelopeError as e:
             reply = envelopes.encode_fault(e.style, e.fault, e.code)
         else:
-            reply = self._run(req, request)
-            if (self._answers is not None and reply.status == 200
-                    and request.action in self._store_answered):
-                self._answers.keep(key, stamp, Answer(request.action, request.style, reply))
+            reply = self._run(req, request, key)
         _write(resp, reply)
 
     on_post = on_get
 
     def _answer_again(self, req: falcon.Request, kept: Answer) -> envelopes.Reply:
         try:
-            self._authorize(req, kept.action)      # this user's role, not the one first asking
+            self._authorize(req, kept.action)      # whoever asks now, not who asked first
         except VapixFault as fault:
             return envelopes.encode_fault(kept.style, fault)
         return kept.reply
 
-    def _run(self, req: falcon.Request, request: envelopes.Request) -> envelopes.Reply:
+    def _run(self, req: falcon.Request, request: envelopes.Request, key: tuple) -> envelopes.Reply:
         try:
             role = self._authorize(req, request.action)
+            stamp = (self._answers.stamp()
+                     if self._answers is not None and request.action in self._store_answered else None)
             # The role goes along: the supervisor checks it again for any other socket client.
             result = self._control.request("vapix", {"action": request.action,
                                                      "params": request.params,
@@ -94,7 +93,10 @@ class VapixCallResource:
                                                      "role": role})
             if not isinstance(result, dict):
                 raise faults.action_failed("The door station service gave a malformed answer")
-            return envelopes.encode_result(request.style, result)
+            reply = envelopes.encode_result(request.style, result)
+            if stamp is not None and self._answers is not None:
+                self._answers.keep(key, stamp, Answer(request.action, request.style, reply))
+            return reply
         except VapixFault as fault:
             return envelopes.encode_fault(request.style, fault)
         except Exception:
