@@ -13,7 +13,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Literal, overload
 
-from hw.echo import AecConfig
+from hw.aec_config import AecConfig
 from hw.gpio import Bias, Direction, LineSpec
 
 FILE_NAME = "hardware.toml"

@@ -20,8 +20,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
-from dataclasses import dataclass
 from typing import Any
+
+from hw.aec_config import AecConfig  # defined there; callers also import it from here
 
 _ECHO_SET_SAMPLING_RATE = 24
 _PP_SET_DENOISE, _PP_SET_AGC, _PP_SET_NOISE_SUPPRESS = 0, 2, 18
@@ -32,15 +33,6 @@ class EchoError(Exception):
     """libspeexdsp is missing or refused a state (the hub then runs without AEC, and says so)."""
 
 
-@dataclass(frozen=True)
-class AecConfig:
-    enabled: bool = True
-    # echo path the filter covers: the hub's own buffering (speaker FIFO + ALSA buffers + microphone
-    # FIFO, 100-200 ms measured in the VM lane) + the room; 200 ms only covered a 20 ms room there
-    tail_ms: int = 500
-    noise_suppress_db: int = -15    # 0 = no noise suppression
-    agc: bool = False
-    agc_target: int = 8000          # AGC's target level (of 32767)
 
 
 _lib: Any = None
@@ -75,10 +67,10 @@ class EchoCanceller:
     until the endpoint is destroyed): a lock keeps close() from freeing the states under a frame,
     and a closed canceller passes frames through."""
 
-    def __init__(self, rate: int, frame_samples: int, config: AecConfig = AecConfig()) -> None:
+    def __init__(self, rate: int, frame_samples: int, config: AecConfig | None = None) -> None:
         lib = _speexdsp()
         self._lock = threading.Lock()
-        self.config = config
+        self.config = config = config or AecConfig()
         self.frame_samples = frame_samples
         self.frame_bytes = frame_samples * 2
         self._lib = lib
