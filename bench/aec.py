@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import array
 import math
+import platform
 import random
 import subprocess
 import sys
@@ -88,10 +89,12 @@ class PjmediaCanceller:
 
 
 def speak(text: str, voice: str, workdir: Path) -> list[float]:
-    """espeak-ng to WAV (22050 Hz), resampled to 16 kHz by linear interpolation."""
+    """espeak-ng to WAV (22050 Hz), resampled to 16 kHz by linear interpolation. A WAV already in
+    `workdir` is used as it is (--speech-dir: a machine without espeak-ng, e.g. the arm64 guest)."""
     path = workdir / f"{voice.replace('+', '_')}.wav"
-    subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True,
-                   capture_output=True, timeout=120)
+    if not path.exists():
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(path), text], check=True,
+                       capture_output=True, timeout=120)
     with wave.open(str(path), "rb") as w:
         src_rate = w.getframerate()
         src = array.array("h", w.readframes(w.getnframes()))
@@ -205,11 +208,15 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--delays", default="20,50,100,150")
     ap.add_argument("--gains", default="0.5", help="echo gains (linear), e.g. 0.5,0.25")
-    ap.add_argument("--tail-ms", type=int, default=200)
+    ap.add_argument("--tail-ms", type=int, default=AecConfig.tail_ms, help="default: the hub's")
+    ap.add_argument("--speech-dir", type=Path, help="keep the espeak-ng WAVs here (and use those found)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        far = speak(FAR_TEXT, "en-us", Path(tmp))
-        near = speak(NEAR_TEXT, "en-us+f3", Path(tmp))
+        where = args.speech_dir or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        far = speak(FAR_TEXT, "en-us", where)
+        near = speak(NEAR_TEXT, "en-us+f3", where)
+    print(f"{platform.machine()}, {platform.python_implementation()} {platform.python_version()}")
     print(f"speexdsp MDF, {RATE} Hz, 20 ms frames, tail {args.tail_ms} ms, {args.seconds:g} s per run "
           f"(double talk {0.6 * args.seconds:g}-{0.85 * args.seconds:g} s)")
     print("aec = hw/echo.py canceller only; +ns = with its preprocessor (the hub's default); "

@@ -132,6 +132,8 @@ def station_processes(st: Station) -> dict[str, list[int]]:
 
 # ---- figures --------------------------------------------------------------------------------------------
 def spread(xs: list[float]) -> str:
+    if not xs:
+        return "not measured (n=0)"
     xs = sorted(xs)
     def p(q: float) -> float:           # nearest rank
         return xs[min(len(xs) - 1, max(0, round(q * len(xs)) - 1))]
