@@ -275,6 +275,7 @@ def main() -> int:
     ap.add_argument("--sample-rate", type=int, default=16000, choices=(8000, 16000, 32000, 48000),
                     help="the hub's rate ([audio] sample_rate; the canceller runs at it)")
     args = ap.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)      # progress shows when redirected to a file
     if not 1 <= args.call_seconds <= 600 or not 0 <= args.idle_seconds <= 600:
         ap.error("--call-seconds must be 1..600 and --idle-seconds 0..600")
     codecs = [(c.split("/")[0], int(c.split("/")[1])) for c in args.codecs.split(",") if c]
