@@ -25,6 +25,13 @@ How each figure is taken (times are CLOCK_REALTIME, comparable across processes)
 4. CPU per call: utime+stime (/proc/<pid>/stat) of the supervisor, gunicorn, the launcher and
    baresip over an idle window, and over whole calls (press -> answered -> N s of echoed 1 kHz
    audio -> press to hang up -> Terminated); the echo quality of each call is shown beside it.
+5. AEC on/off (`--aec-rounds N`, `--aec-only` to skip 1-4): the rig is restarted with its
+   hardware.toml's `[audio.aec] enabled = true` (default tail) or `false`, alternating on/off,
+   off/on per round; in each, one call (press -> baresip accepts -> its echo flows) and the
+   supervisor's and baresip's utime+stime over `--call-seconds` of talking, with the hub's
+   counters (`doorstation status`) read before and after the window as evidence that the
+   canceller processed the frames (and that none ran with it off). The host-side figure without
+   emulation is bench/call_cpu.py's.
 """
 from __future__ import annotations
 
@@ -201,6 +208,74 @@ def cpu_per_call(rig, calls: int, seconds: float, analyse) -> dict:
     return {"idle_cpu_per_s": idle, "calls": per_call, "active_s": seconds}
 
 
+def hub_audio(rig) -> dict:
+    return (rig.status().get("Hardware") or {}).get("Audio") or {}
+
+
+def aec_on_off(workdir: Path, rounds: int, seconds: float, analyse) -> list[dict]:
+    """(5): one call per station start, the canceller on or off (see the docstring)."""
+    from bench.sip import cpu_seconds, station_processes
+    from tests.vm.rig import start_rig
+    out = []
+    for rnd in range(rounds):
+        for aec in ((True, False) if rnd % 2 == 0 else (False, True)):
+            rig = start_rig(workdir / f"aec-{rnd}-{'on' if aec else 'off'}", pulse_ms=200, answer="manual",
+                            sample_lines=False, aec=aec)
+            try:
+                pids = {"supervisor": station_processes(rig.station)["supervisor"][0], "baresip": rig.peer.proc.pid}
+                time.sleep(2.0)
+                mark = answered_call(rig)
+                time.sleep(1.5)          # past the jitter buffer's start
+                # `doorstation status` takes seconds to start under TCG: the counters are read just
+                # before and after the CPU window, their rate over the time between those reads
+                before = hub_audio(rig)
+                c0, w0 = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
+                time.sleep(seconds)
+                c1, w1 = {n: cpu_seconds(p) for n, p in pids.items()}, time.monotonic()
+                after = hub_audio(rig)
+                counted_s = time.monotonic() - w0
+                echo = analyse(rig.speaker.between(w0, w1))
+                hang_up(rig, mark)
+            finally:
+                rig.stop()
+            e0, e1 = (before.get("echo") or {}).get("frames"), (after.get("echo") or {}).get("frames")
+            out.append({"round": rnd, "aec": aec, "wall_s": w1 - w0, "counted_s": counted_s,
+                        "pct": {n: 100 * (c1[n] - c0[n]) / (w1 - w0) for n in pids},
+                        "frames_to_call": after.get("frames_out", 0) - before.get("frames_out", 0),
+                        "echo_frames": None if e0 is None or e1 is None else e1 - e0,
+                        "echo_state": after.get("echo"), "echo_quality": echo,
+                        "mic_underruns": (after.get("mic") or {}).get("underruns", 0)
+                        - (before.get("mic") or {}).get("underruns", 0)})
+    return out
+
+
+def report_aec(say, runs: list[dict], seconds: float) -> None:
+    say(f"\n(5) CPU in a call, echo canceller on vs off (station restarted for each), {seconds:.0f} s of "
+        "talking per call, % of one vCPU (utime+stime)")
+    for r in runs:
+        ev = (f"canceller {r['echo_frames']} frames ({r['echo_frames'] / r['counted_s']:.1f}/s)"
+              if r["echo_frames"] is not None else f"no canceller ({(r['echo_state'] or {}).get('off')})")
+        q = r["echo_quality"]
+        say(f"    round {r['round']} AEC {'on ' if r['aec'] else 'off'}: supervisor {r['pct']['supervisor']:5.1f} %, "
+            f"baresip {r['pct']['baresip']:5.1f} %; hub {r['frames_to_call']} frames to the call in "
+            f"{r['counted_s']:.1f} s, {ev}, "
+            f"mic underruns {r['mic_underruns']}; "
+            f"echo back (Hz, RMS, glitch periods) {q and (q['freq_hz'], q['rms'], q['glitches'])}")
+    by = {aec: [r for r in runs if r["aec"] == aec] for aec in (True, False)}
+    if by[True] and by[False]:
+        sup = {aec: statistics.mean(r["pct"]["supervisor"] for r in rs) for aec, rs in by.items()}
+        bob = {aec: statistics.mean(r["pct"]["baresip"] for r in rs) for aec, rs in by.items()}
+        say(f"    mean supervisor on {sup[True]:.1f} % / off {sup[False]:.1f} % "
+            f"(on - off {sup[True] - sup[False]:+.1f}, on/off {sup[True] / sup[False]:.2f}x); "
+            f"baresip {bob[True]:.1f} / {bob[False]:.1f} %; "
+            f"supervisor/baresip {sup[True] / bob[True]:.1f}x on, {sup[False] / bob[False]:.1f}x off")
+    bad = [r for r in runs if (r["aec"] and (r["echo_frames"] or 0) < 0.95 * r["frames_to_call"])
+           or (not r["aec"] and r["echo_frames"] is not None)]
+    say("    evidence: " + ("the canceller ran on every frame to the call in every AEC-on call, in no AEC-off call"
+                           if not bad
+                           else f"CHECK FAILED for rounds {[(r['round'], r['aec']) for r in bad]}"))
+
+
 def callback_cost(seconds: float = 5.0) -> dict:
     """The station's audio bridge + pjsua2 port on snd-aloop, in this process (see the docstring)."""
     import gc
@@ -279,6 +354,12 @@ def run_inside(args) -> int:
     say(f"bench/vm.py inside the VM lane (qemu TCG, {os.cpu_count()} vCPUs, kernel {os.uname().release}) — "
         "all figures are under emulation")
     results: dict = {}
+    if args.aec_only:
+        runs = aec_on_off(Path("/tmp/bench-vm-aec"), args.aec_rounds, args.call_seconds, analyse)
+        results["aec_on_off"] = runs
+        (out / "bench-vm.json").write_text(json.dumps(results, indent=1))
+        report_aec(say, runs, args.call_seconds)
+        return 0
     sniffer = make_sniffer()
     rig = start_rig(Path("/tmp/bench-vm"), pulse_ms=200, answer="manual", sample_lines=False)
     try:
@@ -316,6 +397,10 @@ def run_inside(args) -> int:
             say(f"    {name:<17} {spread_us(xs)}")
     say(f"    bridge counters: mic underruns {cost['stats']['mic']['underruns']}, overruns "
         f"{cost['stats']['mic']['overruns']}; speaker overruns {cost['stats']['speaker']['overruns']}")
+    if args.aec_rounds:
+        runs = aec_on_off(Path("/tmp/bench-vm-aec"), args.aec_rounds, args.call_seconds, analyse)
+        results["aec_on_off"] = runs
+        report_aec(say, runs, args.call_seconds)
     (out / "bench-vm.json").write_text(json.dumps(results, indent=1))
     return 0
 
@@ -328,7 +413,12 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=3)
     parser.add_argument("--call-seconds", type=float, default=10.0)
     parser.add_argument("--callback-seconds", type=float, default=5.0)
+    parser.add_argument("--aec-rounds", type=int, default=0,
+                        help="(5) AEC on/off rounds, one call each way per round (0: skip)")
+    parser.add_argument("--aec-only", action="store_true", help="only (5), with --aec-rounds (default 2)")
     args = parser.parse_args()
+    if args.aec_only and not args.aec_rounds:
+        args.aec_rounds = 2
     if args.inside:
         return run_inside(args)
     passed = [a for a in sys.argv[1:] if a != "--inside"]

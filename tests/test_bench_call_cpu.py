@@ -50,3 +50,23 @@ def test_evidence_check():
     assert "a canceller ran" in check_canceller([stray])[0]
     silent = [sample("on", 0, 4.0, frames=100, echo=100)]        # 100 frames in 20 s: no call audio
     assert "only 100 frames" in check_canceller(silent)[0]
+
+
+def vm_run(rnd, aec, sup, echo_frames, quality=None):
+    return {"round": rnd, "aec": aec, "wall_s": 10.0, "counted_s": 14.0, "pct": {"supervisor": sup, "baresip": 10.0},
+            "frames_to_call": 700, "echo_frames": echo_frames, "echo_state": {"off": "disabled"} if not aec else {},
+            "echo_quality": quality, "mic_underruns": 0}
+
+
+def test_vm_lane_aec_report():
+    """bench/vm.py's item 5 report (it runs last in a VM run: a formatting error loses the run)."""
+    from bench.vm import report_aec
+    lines = []
+    quality = {"rms": 9000, "freq_hz": 1000.0, "glitches": 2, "silent_frames": 0, "seconds": 10.0}
+    report_aec(lines.append, [vm_run(0, True, 60.0, 700, quality), vm_run(0, False, 50.0, None)], 10)
+    text = "\n".join(lines)
+    assert "on 60.0 % / off 50.0 %" in text and "on/off 1.20x" in text and "(1000.0, 9000, 2)" in text
+    assert "canceller 700 frames (50.0/s)" in text and "CHECK FAILED" not in text
+    lines.clear()
+    report_aec(lines.append, [vm_run(0, True, 60.0, 10), vm_run(0, False, 50.0, 700)], 10)
+    assert "CHECK FAILED for rounds [(0, True), (0, False)]" in lines[-1]

@@ -37,7 +37,8 @@ STATION_PLAYBACK, SPEAKER_TAP = "hw:Loopback,0,1", "hw:Loopback,1,1"
 LINE_NAMES = ("CALL_BUTTON", "CALL_LED", "DOOR_LOCK")
 
 
-def hardware_toml(recipient: str, pulse_ms: int, blink_ms: int = 150) -> str:
+def hardware_toml(recipient: str, pulse_ms: int, blink_ms: int = 150, aec: bool = False) -> str:
+    """`aec`: the echo canceller on (bench/vm.py's AEC on/off comparison); off by default (below)."""
     return f"""
 [gpio]
 chip = "{GPIOSIM_LABEL}"
@@ -73,7 +74,7 @@ target_ms = 40
 [audio.aec]
 # the test's far end listens for the station's own loopback (snd-aloop): an echo path, which the
 # canceller would remove; this rig measures the audio path, not the canceller
-enabled = false
+enabled = {"true" if aec else "false"}
 """
 
 
@@ -327,9 +328,11 @@ def configure_station(st: Station, events: Events) -> str:
 
 
 def start_rig(workdir: Path, *, pulse_ms: int = 800, tone_hz: float = 1000.0, tone_level: float = 0.3,
-              answer: str = "manual", station_timeout: float = 180, sample_lines: bool = True) -> Rig:
+              answer: str = "manual", station_timeout: float = 180, sample_lines: bool = True,
+              aec: bool = False) -> Rig:
     """Everything up and idle. `answer`: "manual" (the caller accepts through ctrl_tcp, so the
-    Calling phase lasts as long as it wants) or "auto" (baresip answers at once)."""
+    Calling phase lasts as long as it wants) or "auto" (baresip answers at once). `aec`: the
+    station's echo canceller on (hardware_toml)."""
     workdir.mkdir(parents=True, exist_ok=True)
     peer = Baresip(workdir / "baresip", account_params=f"answermode={answer}")
     peer.start()
@@ -338,7 +341,7 @@ def start_rig(workdir: Path, *, pulse_ms: int = 800, tone_hz: float = 1000.0, to
         lines = Lines()
         state = workdir / "state"
         state.mkdir(exist_ok=True)
-        (state / "hardware.toml").write_text(hardware_toml(peer.aor, pulse_ms))
+        (state / "hardware.toml").write_text(hardware_toml(peer.aor, pulse_ms, aec=aec))
         station = Station(state, sip_port=free_sip_port()).start(timeout=station_timeout)
         events = Events(station)
         event_id = configure_station(station, events)
