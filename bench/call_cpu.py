@@ -210,7 +210,7 @@ def summarize(samples: list[CallSample]) -> dict[str, float]:
     with their min and max) and the ratios the README quotes."""
     by = {c: [s for s in samples if s.condition == c] for c in CONDITIONS}
     mean = lambda c, attr: statistics.fmean(getattr(s, attr) for s in by[c])  # noqa: E731
-    pairs = {s.round: {} for s in samples}
+    pairs: dict[int, dict[str, float]] = {s.round: {} for s in samples}
     for s in samples:
         pairs[s.round][s.condition] = s.supervisor_pct
     diffs = [p["on"] - p["off"] for p in pairs.values() if len(p) == 2]
@@ -295,7 +295,8 @@ def main() -> int:
         started.append(bob)
         time.sleep(3.0)
         for condition, (st, _) in stations.items():
-            print(f"AEC {condition} station: hub {json_echo(hub_stats(st))}")
+            hub = hub_stats(st)
+            print(f"AEC {condition} station: hub echo {hub.get('echo')}, clock running {hub.get('active')}")
         load = os.getloadavg()
         print(f"doorstation CPU per call, AEC on/off vs baresip, {os.cpu_count()} CPUs, loopback, "
               f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average {load[0]:.2f} "
@@ -330,10 +331,6 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001
                 print(f"stopping {type(thing).__name__}: {e}", file=sys.stderr)
         shutil.rmtree(work, ignore_errors=True)
-
-
-def json_echo(stats: dict) -> str:
-    return f"echo {stats.get('echo')}, active {stats.get('active')}"
 
 
 if __name__ == "__main__":
