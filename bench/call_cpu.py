@@ -151,6 +151,7 @@ class CallSample:
     echo_state: Any = None    # the status's echo entry at the end of the window
     levels: dict = field(default_factory=dict)
     mic_underruns: int = 0
+    negotiated: str | None = None   # the call's AudioCodec (GetCallStatus)
 
 
 def one_call(st: Station, condition: str, bob: Baresip, sup: int, codec: str, rnd: int,
@@ -184,15 +185,19 @@ def one_call(st: Station, condition: str, bob: Baresip, sup: int, codec: str, rn
         win.pct("baresip"), win.machine_busy_pct, whole.cpu["supervisor"], whole.cpu["baresip"],
         whole.seconds, after["frames_out"] - before["frames_out"], after["frames_in"] - before["frames_in"],
         None if e0 is None or e1 is None else e1 - e0, after.get("echo"), after.get("levels", {}),
-        after["mic"]["underruns"] - before["mic"]["underruns"])
+        after["mic"]["underruns"] - before["mic"]["underruns"], negotiated)
 
 
 # ---- figures ----------------------------------------------------------------------------------------
 def check_canceller(samples: list[CallSample], frame_ms: int = 20) -> list[str]:
-    """Problems with the evidence: the AEC-on calls must have run the canceller on (nearly) every
-    frame given to the call, the AEC-off calls must have none. Empty when all is well."""
+    """Problems with the evidence: each call used the codec asked for and carried audio, the AEC-on
+    calls ran the canceller on (nearly) every frame given to the call, the AEC-off calls had none.
+    Empty when all is well."""
     problems = []
     for s in samples:
+        if s.negotiated is not None and not s.codec.lower().startswith(s.negotiated.lower() + "/"):
+            problems.append(f"{s.condition} round {s.round}: asked for {s.codec.split()[0]}, "
+                            f"the call used {s.negotiated}")
         expected = s.seconds * 1000 / frame_ms
         if s.frames_to_call < 0.8 * expected:
             problems.append(f"{s.condition} round {s.round}: only {s.frames_to_call} frames to the call "

@@ -50,6 +50,12 @@ def test_evidence_check():
     assert "a canceller ran" in check_canceller([stray])[0]
     silent = [sample("on", 0, 4.0, frames=100, echo=100)]        # 100 frames in 20 s: no call audio
     assert "only 100 frames" in check_canceller(silent)[0]
+    other_codec = sample("off", 0, 3.0)
+    other_codec.negotiated = "PCMA"
+    assert "asked for PCMU/8000, the call used PCMA" in check_canceller([other_codec])[0]
+    same_codec = sample("off", 0, 3.0)
+    same_codec.negotiated = "PCMU"
+    assert check_canceller([same_codec]) == []
 
 
 def vm_run(rnd, aec, sup, echo_frames, quality=None):
