@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -47,7 +47,21 @@ def wait(driver, predicate, timeout: float = 20.0, what: str = "the page"):
     # a page that reloads (log-out) replaces its elements: look again on the next poll
     return WebDriverWait(driver, timeout, poll_frequency=0.1,
                          ignored_exceptions=(StaleElementReferenceException, NoSuchElementException)).until(
-        lambda d: predicate(d), message=f"waiting for {what}")
+        lambda d: _detached_is_not_yet(predicate, d), message=f"waiting for {what}")
+
+
+def _detached_is_not_yet(predicate, driver):
+    """Mid-reload chromedriver sometimes reports an element the page just replaced as a plain
+    WebDriverException ("Node with given id does not belong to the document", seen in a CI run)
+    instead of a stale element: the same thing, so look again on the next poll."""
+    try:
+        return predicate(driver)
+    except StaleElementReferenceException:
+        raise
+    except WebDriverException as e:
+        if "does not belong to the document" in str(e.msg or ""):
+            return False
+        raise
 
 
 def by_id(driver, ident: str):
