@@ -1,5 +1,6 @@
-"""Stored-configuration reads answered again by the API worker until the store changes
-(daemon/api/answers.py): the logic with a fake change stamp, then on a real `doorstation run`."""
+"""Reads answered again by the API worker until what they read changes (daemon/api/answers.py):
+the store's data_version and the supervisor's live stamp (daemon/control/livestamp.py). The logic
+with a fake change stamp, the live stamp's file, then on a real `doorstation run` with calls."""
 from __future__ import annotations
 
 import os
@@ -9,9 +10,12 @@ import time
 import pytest
 
 from daemon.api import envelopes
-from daemon.api.answers import Answer, StoredAnswers, request_key
-from daemon.commands.roles import COMMAND_ROLES, STORE_ANSWERED
-from tests.harness import ADMIN, VIEWER, Station
+from daemon.api.answers import Answer, StationStamp, StoredAnswers, request_key
+from daemon.commands.roles import ANSWERED_AGAIN, COMMAND_ROLES, LIVE_ANSWERED, STORE_ANSWERED
+from daemon.control.livestamp import LiveStamp, LiveStampView, live_stamp_path
+from tests.harness import ADMIN, OPERATOR, VIEWER, Station
+from tests.sip_peers import baresip_factory  # noqa: F401  (fixture)
+from tests.stack_sip import EventTail, enable_sip
 
 
 def _answer(body: bytes = b'{"x":1}') -> Answer:
@@ -81,10 +85,62 @@ def test_bounded_in_entries_and_bytes():
     assert len(answers) == 2
 
 
-def test_only_reads_are_store_answered():
-    assert STORE_ANSWERED <= {name for name, role in COMMAND_ROLES.items() if role == "viewer"}
-    assert not STORE_ANSWERED & {"GetCallStatus", "GetCallStatuses", "GetSIPAccountStatus",
-                                 "GetSIPAccountStatuses"}
+def test_only_reads_are_answered_again():
+    assert ANSWERED_AGAIN <= {name for name, role in COMMAND_ROLES.items() if role == "viewer"}
+    assert LIVE_ANSWERED == {"GetCallStatus", "GetCallStatuses", "GetSIPAccountStatus",
+                             "GetSIPAccountStatuses"}
+    assert not STORE_ANSWERED & LIVE_ANSWERED
+
+
+def test_the_live_stamp_is_seen_through_the_file(tmp_path):
+    path = live_stamp_path(tmp_path)
+    view = LiveStampView(path)
+    assert view.read() is None                      # no supervisor's file: nothing live is kept
+    first = LiveStamp(path)
+    seen = view.read()
+    assert seen == first.read()
+    first.bump()
+    assert view.read() == (seen + 1) % (1 << 64)
+    again = LiveStamp(path)                          # a restarted supervisor rewrites the same file
+    assert view.read() == again.read() != first.read()
+    path.unlink()                                    # a new file (the run directory was cleaned)
+    third = LiveStamp(path)
+    assert view.read() == again.read()               # still the old mapping...
+    view.refresh()                                   # ...until the API looks again (store changed)
+    assert view.read() == third.read()
+    path.unlink()
+    view.refresh()
+    assert view.read() is None
+    for stamp in (first, again, third):
+        stamp.close()
+        stamp.bump()                                 # a bump after close is harmless
+
+
+def test_station_stamp_combines_store_and_live_and_looks_again_when_the_store_changes():
+    class Live:
+        def __init__(self):
+            self.value: int | None = 7
+            self.refreshed = 0
+
+        def read(self):
+            return self.value
+
+        def refresh(self):
+            self.refreshed += 1
+
+    store: list[int | None] = [1]
+    live = Live()
+    stamp = StationStamp(lambda: store[0], live)
+    assert stamp() == (1, 7) and live.refreshed == 1
+    assert stamp() == (1, 7) and live.refreshed == 1   # the store unchanged: no look at the file
+    live.value = 8
+    assert stamp() == (1, 8)
+    store[0] = 2
+    assert stamp() == (2, 8) and live.refreshed == 2
+    live.value = None
+    assert stamp() is None
+    live.value, store[0] = 8, None
+    assert stamp() is None
 
 
 # ---- on a real station ------------------------------------------------------------------------
@@ -131,8 +187,8 @@ def test_kept_reads_answer_without_the_supervisor_but_never_for_a_wrong_password
         # A 200 can only be the kept answer: the stopped supervisor answers nothing, and a
         # request that reaches for it gets 503 after the control timeout (the live read below).
         assert again.status_code == 200 and again.content == first.content
-        live = viewer.post(url, json={"axcall:GetCallStatuses": {}}, timeout=10)
-        assert live.status_code == 503   # live state is always asked for
+        first_time = viewer.post(url, json={"axcall:GetCallStatuses": {}}, timeout=10)
+        assert first_time.status_code == 503   # nothing kept for it: it must reach the supervisor
         wrong = station.session((VIEWER[0], "not-the-password"))
         assert wrong.post(url, json={"axcall:GetAudioCodecs": {}}, timeout=10).status_code == 401
     finally:
@@ -148,3 +204,71 @@ def test_a_supervisor_that_died_is_not_answered_for(station):
     time.sleep(0.2)
     r = viewer.post(url, json={"axcall:GetSIPAccounts": {}}, timeout=10)
     assert r.status_code == 503, r.text
+
+
+# ---- live reads: calls -------------------------------------------------------------------------
+
+def _statuses(session, station) -> dict:
+    r = session.post(f"{station.url}/vapix/call", json={"axcall:GetCallStatuses": {}}, timeout=10)
+    assert r.status_code == 200, r.text
+    return {c["CallId"]: c for c in r.json()["CallStatus"]}
+
+
+def _status(session, station, call_id: str) -> dict:
+    r = session.post(f"{station.url}/vapix/call", json={"axcall:GetCallStatus": {"CallId": call_id}},
+                     timeout=10)
+    assert r.status_code == 200, r.text
+    return r.json()["CallStatus"]
+
+
+def test_every_vms_call_change_shows_in_the_next_read(station):
+    """VMS calls live in the supervisor's loop: each answer of Call/TerminateCall comes after the
+    change, so the very next read (which may be a kept answer) must show it: no waiting."""
+    viewer, operator = station.session(VIEWER), station.session(OPERATOR)
+    for _ in range(2):
+        assert _statuses(viewer, station) == {}
+    for round_ in range(3):
+        call_id = station.ok("Call", {"To": "VMS_CALL"}, session=operator)["CallId"]
+        for _ in range(2):
+            assert _statuses(viewer, station)[call_id]["CallState"] == "Calling"
+            assert _status(viewer, station, call_id)["CallState"] == "Calling"
+        station.ok("TerminateCall", {"CallId": call_id}, session=operator)
+        for _ in range(2):
+            ended = _statuses(viewer, station)[call_id]
+            assert ended["CallState"] == "Terminated" and ended["StopTime"], ended
+            assert _status(viewer, station, call_id) == ended
+        assert len(_statuses(viewer, station)) == round_ + 1
+
+
+def test_every_sip_call_change_shows_in_the_next_read_and_a_kept_one_needs_no_supervisor(
+        station, baresip_factory):  # noqa: F811
+    """A SIP call changes on the engine's thread, which bumps the live stamp before it emits the
+    event: once an event of the call is in the log, the next read must show its state."""
+    bob = baresip_factory()
+    enable_sip(station)
+    viewer = station.session(VIEWER)
+    tail = EventTail(station)
+    call_id = station.ok("Call", {"To": bob.aor})["CallId"]
+
+    def reason_logged(reason: str) -> None:
+        tail.wait_for(lambda e: e["data"].get("CallId") == call_id and e["data"].get("Reason") == reason,
+                      what=reason)
+
+    reason_logged("AcceptedByRemote")
+    for _ in range(2):
+        assert _statuses(viewer, station)[call_id]["CallState"] == "Active"
+        assert _status(viewer, station, call_id)["CallState"] == "Active"
+    bob.wait_event("CALL_ESTABLISHED")
+    station.ok("TerminateCall", {"CallId": call_id})
+    reason_logged("Terminated")
+    ended = _statuses(viewer, station)[call_id]
+    assert ended["CallState"] == "Terminated" and ended["StopTime"], ended
+    first = viewer.post(f"{station.url}/vapix/call", json={"axcall:GetCallStatuses": {}}, timeout=10)
+    pid = _supervisor_pid(station)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        # 200 while the supervisor cannot answer: the kept answer, the same bytes
+        again = viewer.post(f"{station.url}/vapix/call", json={"axcall:GetCallStatuses": {}}, timeout=10)
+        assert again.status_code == 200 and again.content == first.content
+    finally:
+        os.kill(pid, signal.SIGCONT)

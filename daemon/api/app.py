@@ -13,8 +13,8 @@ from typing import Any, Callable
 import falcon
 
 from daemon.api import vapix
-from daemon.api.answers import StoredAnswers
-from daemon.commands.roles import STORE_ANSWERED
+from daemon.api.answers import StationStamp, StoredAnswers
+from daemon.commands.roles import ANSWERED_AGAIN
 
 DEFAULT_CONTROL_TIMEOUT = 10.0
 
@@ -36,8 +36,8 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
     redirect_to_https   an HTTPS port: plain-HTTP requests get a 308 there before authentication
     gate           middleware run before the authenticator (the web page's WebGate: first use,
                    session cookies)
-    answers        daemon.api.answers.StoredAnswers: stored-configuration reads answered again
-                   until the store changes (None: every command goes to the supervisor)
+    answers        daemon.api.answers.StoredAnswers: reads answered again until what they read
+                   changes (None: every command goes to the supervisor)
     """
     middleware: list[Any] = []
     if redirect_to_https is not None:
@@ -53,7 +53,7 @@ def create_app(control: vapix.Control, authenticator: object | None = None,
         control,
         command_role=command_role or vapix.default_command_role,
         role_allows=role_allows or vapix.default_role_allows,
-        answers=answers, store_answered=STORE_ANSWERED if answers is not None else frozenset())
+        answers=answers, answered_again=ANSWERED_AGAIN if answers is not None else frozenset())
     with_head(resource)
     app.add_route("/vapix/call", resource)
     app.add_route("/vapix/call/{command}", resource)
@@ -127,7 +127,9 @@ def get_app() -> Callable:
         policy["run_blocking"] = runner
     store = ReadStore(state_dir)       # this process's read-only connection, for both of these
     authenticator = make_authenticator(state_dir, store=store, **policy)
-    answers = StoredAnswers(store.data_version, control.supervisor_present)
+    from daemon.control.livestamp import LiveStampView, live_stamp_path
+    live = LiveStampView(live_stamp_path(state_dir))
+    answers = StoredAnswers(StationStamp(store.data_version, live), control.supervisor_present)
     gate, web_routes = None, {}
     if hasattr(authenticator, "login"):   # the real Authenticator (unit tests inject a stand-in)
         from daemon.api.web import build_web

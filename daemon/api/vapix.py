@@ -47,14 +47,14 @@ class VapixCallResource:
                  command_role: Callable[[str], str] = default_command_role,
                  role_allows: Callable[[str, str], bool] = default_role_allows,
                  answers: StoredAnswers | None = None,
-                 store_answered: frozenset[str] = frozenset()):
-        """answers: stored-configuration reads answered again until the store changes (None: every
-        request goes to the supervisor); store_answered: the actions that may be kept."""
+                 answered_again: frozenset[str] = frozenset()):
+        """answers: reads answered again until what they read changes (None: every request goes
+        to the supervisor); answered_again: the actions that may be kept."""
         self._control = control
         self._command_role = command_role
         self._role_allows = role_allows
         self._answers = answers
-        self._store_answered = store_answered
+        self._answered_again = answered_again
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, command: str | None = None) -> None:
         try:
@@ -85,7 +85,7 @@ class VapixCallResource:
         try:
             role = self._authorize(req, request.action)
             stamp = (self._answers.stamp()
-                     if self._answers is not None and request.action in self._store_answered else None)
+                     if self._answers is not None and request.action in self._answered_again else None)
             # The role goes along: the supervisor checks it again for any other socket client.
             result = self._control.request("vapix", {"action": request.action,
                                                      "params": request.params,

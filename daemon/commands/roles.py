@@ -70,6 +70,14 @@ STORE_ANSWERED = frozenset({
     "GetSupportedSIPAccountAttributes", "GetSupportedSIPConfigurationAttributes",
 })
 
+# Reads of the supervisor's live state that bump its live stamp (daemon/control/livestamp.py) at
+# every change: answered again while neither the stamp nor the store changed. None of these
+# depends on the clock (CallStatus has start and stop times, no duration).
+LIVE_ANSWERED = frozenset({"GetCallStatus", "GetCallStatuses", "GetSIPAccountStatus",
+                           "GetSIPAccountStatuses"})
+
+ANSWERED_AGAIN = STORE_ANSWERED | LIVE_ANSWERED
+
 
 def command_role(name: str) -> str:
     """Minimum role for axcall:<name>; faults.unknown_action for a command we do not have."""

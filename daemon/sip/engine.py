@@ -96,8 +96,13 @@ class SipEngine:
                  on_endpoint_ready: Callable[[Any], None] | None = None,
                  poll_ms: int = 10, pj_log_level: int = 3, history_size: int = 100,
                  dtmf_inter_digit_timeout: float = 5.0, dtmf_max_wrong: int = 5,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 view_changed: Callable[[], None] = lambda: None):
+        """view_changed: called (any thread, inside the view lock) right after the view that
+        call_status(es) and account_status read changed: the supervisor's live stamp
+        (daemon/control/livestamp.py) bumps there."""
         self._on_event = on_event
+        self._view_changed = view_changed
         self._log = log
         self._media_hook = media_hook
         self._media_end_hook = media_end_hook
@@ -235,6 +240,7 @@ class SipEngine:
         """Seed the history with calls persisted by a previous run (oldest first)."""
         with self._view_lock:
             self._history.load(statuses)
+            self._view_changed()
 
     def account_status(self, account_id: str) -> dict | None:
         """SIPAccountStatus per the spec; None for an unknown account."""
@@ -674,6 +680,7 @@ class SipEngine:
         with self._view_lock:
             self._account_view = view
             self._config_view = cfg
+            self._view_changed()
 
     def _account_status_now(self, cfg: EngineConfig, acc: AccountConfig) -> dict:
         slot = self._accounts.get(acc.id)
@@ -924,6 +931,7 @@ class SipEngine:
         with self._view_lock:
             self._live_view.pop(call_id, None)
             self._history.add(status)
+            self._view_changed()
         self._log.info("call %s ended: %s (SIP %s)", call_id, rec.reason, status_code)
         self._emit(CallTransition(call_id, rec.reason, status))
         self._emit(CallFinished(status, rec.last_status_code))
@@ -953,6 +961,7 @@ class SipEngine:
         with self._view_lock:
             if rec.call_id in self._calls:
                 self._live_view[rec.call_id] = rec.status()
+                self._view_changed()
 
     # ---- DTMF -----------------------------------------------------------------------------------
     def _on_dtmf(self, msg: cb.DtmfDigit) -> None:

@@ -52,8 +52,13 @@ class StationRuntime:
     def __init__(self, store: Store, engine: "SipEngine", sink: EventSink, loop: asyncio.AbstractEventLoop,
                  log: logging.Logger, *, sip_port: int | None = None, bind_address: str = "",
                  hardware: "StationHardware | None" = None, relay_dtmf_events: tuple[str, ...] = (),
-                 tls_files: dict | None = None, clock: Callable[[], float] = time.time):
+                 tls_files: dict | None = None, clock: Callable[[], float] = time.time,
+                 live_changed: Callable[[], None] = lambda: None):
+        """live_changed: called on the loop right after a change of what call_status(es) read
+        here (calls being placed, VMS calls, the history): the supervisor's live stamp
+        (daemon/control/livestamp.py). The engine's own view calls it itself."""
         self.store = store
+        self._live_changed = live_changed
         self.engine = engine
         self.sink = sink
         self.started_at = time.time()   # the web page's uptime
@@ -87,6 +92,7 @@ class StationRuntime:
         if self.sip_port is not None:
             self._store_sip_port(sip_config, self.sip_port)
         self.history.load(load_call_history(self.store))
+        self._live_changed()
         self.engine.start()
         try:       # once, at start-up (the engine answers at once: it has nothing else to do yet)
             self._codecs = self.engine.supported_codecs()
@@ -211,9 +217,14 @@ class StationRuntime:
         record = callmodel.CallRecord(call_id=call_id, direction="Outgoing", account_id=account_id or "",
                                       device_uri="", remote_uri=to, start_time=self.clock())
         self._placing[call_id] = record
+        self._live_changed()
         placed = asyncio.wrap_future(future, loop=self.loop)
-        placed.add_done_callback(lambda f: self._placing.pop(call_id, None))
+        placed.add_done_callback(lambda f: self._placed(call_id))
         return call_id, placed
+
+    def _placed(self, call_id: str) -> None:
+        if self._placing.pop(call_id, None) is not None:
+            self._live_changed()
 
     async def call(self, account_id: str | None, to: str) -> str:
         """axcall:Call. Answers once the INVITE is on its way; if the engine is slower than
@@ -383,6 +394,8 @@ class StationRuntime:
             self.log.exception("handling engine event %r failed", event)
 
     def _call_transition(self, call_id: str, reason: str, status: dict) -> None:
+        # Every change of a VMS call's record comes here in the same loop callback, after it.
+        self._live_changed()
         self._emit(self.sequencer.transition(call_id, reason, status.get("RemoteURI", ""),
                                              status.get("DeviceURI", "")))
         if self.intercom is not None:
@@ -391,6 +404,7 @@ class StationRuntime:
 
     def _call_finished(self, status: dict) -> None:
         self.history.add(status)
+        self._live_changed()
         save_finished_call(self.store, status)
 
     def emit_hardware_event(self, topic: str, data: dict) -> None:

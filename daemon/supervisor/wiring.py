@@ -140,16 +140,19 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
                  options: dict) -> Station:
     """Raises StoreError, or StationConfigError for a bad hardware.toml, GPIO or sound device."""
     from daemon import hwconfig
+    from daemon.control.livestamp import LiveStamp, live_stamp_path
     from daemon.sip.engine import SipEngine
     from daemon.tls import station_tls_files
     from hw.audio import AudioDeviceError
     from hw.gpio import GpioError
     from hw.station import open_station_hardware
     from hw.timers import AsyncioScheduler
-
     store = Store.open(state_dir)
     built: list[Callable[[], None]] = [store.close]
     try:
+        # The live state's change counter, before the commit below: the API maps it again when it
+        # sees the store change (daemon/control/livestamp.py).
+        live = LiveStamp(live_stamp_path(state_dir))     # mapped for the process's life
         # A new supervisor may answer differently (another SIP stack's codecs): this commit ends
         # the answers the API kept from the last one (daemon/api/answers.py).
         with store.transaction() as tx:
@@ -168,6 +171,7 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
         # history_size=0: finished calls have one home, the runtime's history (persisted in SQLite);
         # the engine keeps only the calls in progress
         engine = SipEngine(on_event=engine_events.deliver, log=log.getChild("sip"), history_size=0,
+                           view_changed=live.bump,
                            media_hook=audio.media_hook,
                            # the port exists before the first call, so ring-back can play at once
                            on_endpoint_ready=audio.open_port,
@@ -176,7 +180,7 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
         runtime = StationRuntime(store, engine, sink, loop, log, sip_port=options.get("sip_port"),
                                  bind_address=options.get("sip_bind") or "", hardware=hardware,
                                  relay_dtmf_events=cfg.relay.dtmf_events,
-                                 tls_files=station_tls_files(state_dir, log))
+                                 tls_files=station_tls_files(state_dir, log), live_changed=live.bump)
         intercom = Intercom(sip=ButtonCalls(runtime), scheduler=scheduler, button=hardware.button,
                             led=hardware.led, relay=hardware.relay, ringback=audio, emit=sink.emit,
                             button_cfg=cfg.button, led_cfg=cfg.led, relay_cfg=cfg.relay, calls=runtime.calls,
