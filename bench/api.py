@@ -10,7 +10,9 @@ station's gunicorn worker (daemon.api.worker.StationWorker, gevent). Also printe
 gunicorn master + worker memory (RSS and PSS) after the load. --profile DIR records py-spy
 flame graphs of the API worker and the supervisor during an extra full-stack run (py-spy from PyPI).
 GetSIPAccounts and GetAudioCodecs are stored-configuration reads (answered again by the worker until
-the store changes); GetCallStatuses is live state, forwarded to the supervisor on every request.
+the store changes); GetCallStatuses is live state (answered again until the supervisor's live stamp
+changes: no call changes during the bench). The bare stack's memory is printed too: the floor that
+gunicorn + gevent + Falcon set for any app served this way.
 """
 from __future__ import annotations
 
@@ -73,8 +75,8 @@ def main() -> int:
         master = find_child(station.proc.pid, "gunicorn")
         api_worker = children(master)[0]
         supervisor = find_child(station.proc.pid, "daemon.supervisor")
-        # The first two are store-answered (kept by the API worker until the store changes,
-        # daemon/api/answers.py); GetCallStatuses is live state, asked of the supervisor every time.
+        # All three are answered again by the API worker while nothing they read changes
+        # (daemon/api/answers.py): the store for the first two, the live stamp for GetCallStatuses.
         for command in ("GetSIPAccounts", "GetAudioCodecs", "GetCallStatuses"):
             body = f'{{"axcall:{command}":{{}}}}'
             before = cpu_seconds(api_worker), cpu_seconds(supervisor)
@@ -86,9 +88,11 @@ def main() -> int:
             rows.append((command, full, base))
         memory = [(label, rss_mib(pid), pss_mib(pid)) for label, pid in
                   [("master", master)] + [("worker", w) for w in children(master)]] if master else []
+        floor = [(label, rss_mib(pid), pss_mib(pid)) for label, pid in
+                 [("master", bare.pid)] + [("worker", w) for w in children(bare.pid)]]
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
-            body = '{"axcall:GetCallStatuses":{}}'   # the live path: worker, control socket, supervisor
+            body = '{"axcall:GetCallStatuses":{}}'
             spies = [py_spy(pid, args.duration, args.profile / f"{name}.speedscope.json")
                      for name, pid in (("api-worker", api_worker), ("supervisor", supervisor))]
             wrk(f"{station.url}/vapix/call", body, auth, args.duration, args.connections, work)
@@ -103,11 +107,12 @@ def main() -> int:
             print(f"{command:<16} ratio full/bare throughput {full['rps'] / base['rps']:.2f}, "
                   f"p50 latency {full['p50'] / max(base['p50'], 1e-3):.1f}x; CPU per request: "
                   f"API worker {full['cpu_api']:.2f} ms, supervisor {full['cpu_sup']:.2f} ms")
-        for label, rss, pss in memory:
-            print(f"station gunicorn {label:<6} RSS {rss:5.1f} MiB  PSS {pss:5.1f} MiB")
-        if memory:
-            print(f"station gunicorn total  RSS {sum(m[1] for m in memory):5.1f} MiB  "
-                  f"PSS {sum(m[2] for m in memory):5.1f} MiB")
+        for stack, rows_ in (("station", memory), ("bare   ", floor)):
+            for label, rss, pss in rows_:
+                print(f"{stack} gunicorn {label:<6} RSS {rss:5.1f} MiB  PSS {pss:5.1f} MiB")
+            if rows_:
+                print(f"{stack} gunicorn total  RSS {sum(m[1] for m in rows_):5.1f} MiB  "
+                      f"PSS {sum(m[2] for m in rows_):5.1f} MiB")
         print(f"({args.connections} connections, {args.duration} s each, gunicorn 1 gevent worker "
               f"(daemon.api.worker.StationWorker), {os.cpu_count()} CPUs shared by load generator and server)")
         return 0

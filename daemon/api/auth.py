@@ -48,7 +48,11 @@ NONCE_FUTURE_SKEW = 5.0       # a nonce "issued" further in the future than this
 MAX_NONCES = 1024             # nonces whose nonce counts are remembered (LRU)
 MAX_NC_PER_NONCE = 4096       # nonce counts remembered per nonce; then the client gets a new nonce
 USER_CACHE_TTL = 2.0          # user removal / password change takes effect within this
-BASIC_CACHE_TTL = 60.0        # a verified Basic name:password skips scrypt for this long
+# A verified Basic name:password skips scrypt until it goes unused this long. Each use extends it:
+# a fixed expiry made every connection of a polling client miss at the same moment and queue for
+# scrypt together (~140 ms each, two at a time). A changed password or a removed user still ends
+# it within USER_CACHE_TTL (the entry remembers the stored hash it matched).
+BASIC_CACHE_TTL = 60.0
 MAX_CACHE_ENTRIES = 1024
 FAILURE_LIMIT = 10            # failed attempts per (address, user name) within FAILURE_WINDOW before 429
 ADDRESS_FAILURE_LIMIT = 30    # failed attempts per address (all names) before the address is slowed down
@@ -169,7 +173,8 @@ class _TTLCache:
         self.ttl, self.max_entries = ttl, max_entries
         self._items: OrderedDict = OrderedDict()
 
-    def get(self, key, now: float, default=None):
+    def get(self, key, now: float, default=None, extend: bool = False):
+        """The value if not expired; extend: a hit lives another ttl from now."""
         item = self._items.get(key)
         if item is None:
             return default
@@ -177,6 +182,9 @@ class _TTLCache:
         if now >= expires:
             del self._items[key]
             return default
+        if extend:
+            self._items[key] = (now + self.ttl, value)
+            self._items.move_to_end(key)
         return value
 
     def put(self, key, value, now: float) -> None:
@@ -547,7 +555,7 @@ class Authenticator:
         key = hmac.new(self._secret, f"basic:{name}:{password}".encode("utf-8"), hashlib.sha256).digest()
         record = self._user(name, now)
         with self._lock:
-            cached_hash = self._basic_ok.get(key, now)
+            cached_hash = self._basic_ok.get(key, now, extend=True)
         if record is None:
             self._run_blocking(verify_password, self._dummy, password)  # same cost as a known user
             return _FAILED
