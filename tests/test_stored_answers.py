@@ -12,6 +12,7 @@ import pytest
 from daemon.api import envelopes
 from daemon.api.answers import Answer, StationStamp, StoredAnswers, request_key
 from daemon.commands.roles import ANSWERED_AGAIN, COMMAND_ROLES, LIVE_ANSWERED, STORE_ANSWERED
+from daemon.control import livestamp
 from daemon.control.livestamp import LiveStamp, LiveStampView, live_stamp_path
 from tests.harness import ADMIN, OPERATOR, VIEWER, Station
 from tests.sip_peers import baresip_factory  # noqa: F401  (fixture)
@@ -25,11 +26,10 @@ def _answer(body: bytes = b'{"x":1}') -> Answer:
 class Stamp:
     def __init__(self):
         self.value: int | None = 1
-        self.present = True
 
 
 def _answers(stamp: Stamp, **kw) -> StoredAnswers:
-    return StoredAnswers(lambda: stamp.value, lambda: stamp.present, **kw)
+    return StoredAnswers(lambda: stamp.value, **kw)
 
 
 def test_kept_until_the_store_changes():
@@ -60,9 +60,7 @@ def test_nothing_kept_is_answered_while_the_supervisor_is_gone_or_the_store_unre
     answers = _answers(stamp)
     key = request_key(None, "", None, b"a")
     answers.keep(key, answers.stamp(), _answer())
-    stamp.present = False
-    assert answers.find(key) is None and answers.stamp() is None
-    stamp.present, stamp.value = True, None
+    stamp.value = None                  # no supervisor holds the live stamp, or the store is unreadable
     assert answers.find(key) is None and answers.stamp() is None
     answers.keep(key, None, _answer())
     stamp.value = 1
@@ -92,28 +90,35 @@ def test_only_reads_are_answered_again():
     assert not STORE_ANSWERED & LIVE_ANSWERED
 
 
-def test_the_live_stamp_is_seen_through_the_file(tmp_path):
+def test_the_live_stamp_is_seen_through_the_file_while_its_supervisor_holds_it(tmp_path, monkeypatch):
     path = live_stamp_path(tmp_path)
     view = LiveStampView(path)
-    assert view.read() is None                      # no supervisor's file: nothing live is kept
+    assert view.read() is None                      # no supervisor's file: nothing is answered again
     first = LiveStamp(path)
+    assert first.held
     seen = view.read()
     assert seen == first.read()
     first.bump()
     assert view.read() == (seen + 1) % (1 << 64)
-    again = LiveStamp(path)                          # a restarted supervisor rewrites the same file
+    first.close()                                   # the supervisor ended: its lock went with it
+    assert view.read() is None
+    again = LiveStamp(path)                         # a new one rewrites the same file in place
     assert view.read() == again.read() != first.read()
-    path.unlink()                                    # a new file (the run directory was cleaned)
+    monkeypatch.setattr(livestamp, "LOCK_WAIT_S", 0.05)
+    second = LiveStamp(path)                        # a second supervisor on the same state
+    assert not second.held and view.read() == again.read()
+    second.close()
+    again.close()
+    path.unlink()                                   # a new file (the run directory was cleaned)
     third = LiveStamp(path)
-    assert view.read() == again.read()               # still the old mapping...
-    view.refresh()                                   # ...until the API looks again (store changed)
+    assert view.read() is None                      # the old file's lock is nobody's...
+    view.refresh()                                  # ...until the API looks again (store changed)
     assert view.read() == third.read()
+    third.close()
     path.unlink()
     view.refresh()
     assert view.read() is None
-    for stamp in (first, again, third):
-        stamp.close()
-        stamp.bump()                                 # a bump after close is harmless
+    third.bump()                                    # a bump after close is harmless
 
 
 def test_station_stamp_combines_store_and_live_and_looks_again_when_the_store_changes():
@@ -272,3 +277,17 @@ def test_every_sip_call_change_shows_in_the_next_read_and_a_kept_one_needs_no_su
         assert again.status_code == 200 and again.content == first.content
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_a_second_supervisor_on_the_same_state_does_not_start(station):
+    """It would take the control socket over while the first one keeps the live stamp (and the
+    hardware): refused, with exit 1 so that systemd tries again once the other one ended."""
+    import subprocess
+    import sys
+    second = subprocess.run([sys.executable, "-m", "daemon.supervisor", "--state-dir",
+                             str(station.state_dir.resolve())], capture_output=True, text=True, timeout=60)
+    assert second.returncode == 1, second.stderr
+    assert "another supervisor is running" in second.stderr
+    viewer = station.session(VIEWER)
+    r = viewer.post(f"{station.url}/vapix/call", json={"axcall:GetCallStatuses": {}}, timeout=10)
+    assert r.status_code == 200, r.text

@@ -42,8 +42,9 @@ class LiveStampReader(Protocol):
 
 class StationStamp:
     """version() for StoredAnswers: (store's data_version, live stamp), None when either cannot be
-    read. The live stamp's file is looked at again whenever the store changed: a new supervisor
-    commits at its start, after it wrote the file (which may be a new one)."""
+    read (LiveStampView.read() is None when no supervisor runs). The live stamp's file is looked at
+    again whenever the store changed: a new supervisor commits at its start, after it wrote the
+    file (which may be a new one)."""
 
     def __init__(self, store_version: Callable[[], Hashable | None], live: LiveStampReader):
         self._store_version = store_version
@@ -66,14 +67,12 @@ def request_key(command: str | None, query: str, content_type: str | None, body:
 
 
 class StoredAnswers:
-    def __init__(self, version: Callable[[], Hashable | None], present: Callable[[], bool],
+    def __init__(self, version: Callable[[], Hashable | None],
                  max_entries: int = MAX_ENTRIES, max_bytes: int = MAX_BYTES,
                  max_entry_bytes: int = MAX_ENTRY_BYTES):
-        """version(): the change stamp (StationStamp); None = cannot tell.
-        present(): the supervisor is still there (ControlClient.supervisor_present): a station
-        whose service is down says so (503) rather than answering from what it kept."""
+        """version(): the change stamp (StationStamp); None = cannot tell, or the supervisor is
+        gone: a station whose service is down says so (503) rather than answering from what it kept."""
         self._version = version
-        self._present = present
         self._max_entries = max_entries
         self._max_bytes = max_bytes
         self._max_entry_bytes = max_entry_bytes
@@ -94,8 +93,6 @@ class StoredAnswers:
     def stamp(self) -> Hashable | None:
         """The change stamp now, read before a request goes to the supervisor (None: do not keep
         its answer). Everything kept under an older stamp is dropped here."""
-        if not self._present():
-            return None
         stamp = self._version()
         if stamp is None or stamp != self._stamp:
             self._entries.clear()

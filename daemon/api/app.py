@@ -129,7 +129,7 @@ def get_app() -> Callable:
     authenticator = make_authenticator(state_dir, store=store, **policy)
     from daemon.control.livestamp import LiveStampView, live_stamp_path
     live = LiveStampView(live_stamp_path(state_dir))
-    answers = StoredAnswers(StationStamp(store.data_version, live), control.supervisor_present)
+    answers = StoredAnswers(StationStamp(store.data_version, live))
     gate, web_routes = None, {}
     if hasattr(authenticator, "login"):   # the real Authenticator (unit tests inject a stand-in)
         from daemon.api.web import build_web

@@ -86,28 +86,6 @@ class ControlClient:
         for sock in idle:
             sock.close()
 
-    def supervisor_present(self) -> bool:
-        """Whether the supervisor is still at the other end of the most recent idle connection: a
-        peek that never waits (a supervisor that exited closed them all, so it sees the end).
-        False when no connection is idle: nobody can tell without asking."""
-        with self._cond:
-            if not self._idle:
-                return False
-            sock = self._idle.pop()
-        timeout = sock.gettimeout()
-        try:
-            sock.settimeout(0.0)
-            sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:       # nothing to read and not closed: the supervisor is there
-            sock.settimeout(timeout)
-            self._release(sock)
-            return True
-        except OSError:
-            pass
-        # The end of the stream, an error, or bytes nobody asked for: this connection is finished.
-        self._discard(sock)
-        return False
-
     @property
     def open_connections(self) -> int:
         return self._open

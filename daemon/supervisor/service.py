@@ -21,7 +21,7 @@ from daemon.control.server import ControlServer
 from daemon.faults import VapixFault, action_failed, not_authorized
 from daemon.store import StoreError
 from daemon.supervisor import control_socket_path
-from daemon.supervisor.wiring import Station, StationConfigError, open_station
+from daemon.supervisor.wiring import AlreadyRunning, Station, StationConfigError, open_station
 
 EXIT_OK = 0
 EXIT_CONFIG = 2      # bad configuration: systemd should not restart in a loop (RestartPreventExitStatus)
@@ -117,6 +117,9 @@ async def serve(state_dir: Path, options: dict, log: logging.Logger) -> int:
     except StationConfigError as e:
         log.error("configuration error: %s", e)
         return EXIT_CONFIG
+    except AlreadyRunning as e:
+        log.error("%s", e)
+        return EXIT_FAILURE       # systemd tries again later: the other one may have ended by then
     supervisor = Supervisor(station, control_socket_path(state_dir), log)
     watchdog_task = None
     try:

@@ -33,6 +33,10 @@ class StationConfigError(Exception):
     """The station cannot start with this configuration (message names what is wrong)."""
 
 
+class AlreadyRunning(Exception):
+    """Another supervisor runs on this state directory (it holds the live stamp's lock)."""
+
+
 class EngineEvents:
     """Hands the SIP engine's events (engine thread) to a handler on the loop thread; the handler
     is connected once the runtime that handles them exists.
@@ -152,7 +156,11 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
     try:
         # The live state's change counter, before the commit below: the API maps it again when it
         # sees the store change (daemon/control/livestamp.py).
-        live = LiveStamp(live_stamp_path(state_dir))     # mapped for the process's life
+        live = LiveStamp(live_stamp_path(state_dir))     # mapped and locked for the process's life
+        if not live.held:
+            live.close()
+            raise AlreadyRunning(f"another supervisor is running on {state_dir} (it holds "
+                                 f"{live_stamp_path(state_dir)}): one station, one supervisor")
         # A new supervisor may answer differently (another SIP stack's codecs): this commit ends
         # the answers the API kept from the last one (daemon/api/answers.py).
         with store.transaction() as tx:
