@@ -552,7 +552,9 @@ class Authenticator:
     def _basic(self, name: str, password: str, now: float):
         if not name or len(password) > 1024:
             return _FAILED
-        key = hmac.digest(self._secret, f"basic:{name}:{password}".encode("utf-8"), "sha256")  # one-shot: C fast path
+        # keyed BLAKE2 (a MAC; CPython's own C, 1 us against HMAC-SHA256's 4 us through OpenSSL)
+        key = hashlib.blake2b(f"basic:{name}:{password}".encode("utf-8"), key=self._secret[:64],
+                              digest_size=32).digest()
         record = self._user(name, now)
         with self._lock:
             cached_hash = self._basic_ok.get(key, now, extend=True)
