@@ -83,12 +83,11 @@ class StoredAnswers:
     def find(self, key: tuple) -> Answer | None:
         """The answer kept for this exact request if nothing it read changed since (and the
         supervisor is there). A request never kept costs one dict lookup: live reads pass by."""
-        answer = self._entries.get(key)
-        if answer is None:
+        if key not in self._entries:
             return None
-        if self.stamp() is None or key not in self._entries:   # gone, or kept before a change
+        if self.stamp() is None:
             return None
-        return answer
+        return self._entries.get(key)     # None if it was kept before a change (stamp() dropped it)
 
     def stamp(self) -> Hashable | None:
         """The change stamp now, read before a request goes to the supervisor (None: do not keep

@@ -11,6 +11,8 @@ then costs no round trip to the supervisor while no call changes.
 The supervisor holds an exclusive flock() on the file for its life: the kernel drops it the moment
 the process ends, however it ends, so the API can tell with one system call that nobody keeps the
 counter any more (then nothing live or stored is answered again: the station says it is down).
+A supervisor that begins to stop writes STOPPED (0, never a running value) first: its shutdown
+(calls ended, engine stopped) may take seconds, and meanwhile every request goes to it or gets 503.
 
 Each supervisor start writes a new random value into the same file (rewritten in place, so a mapping
 the API already holds keeps seeing it). A file that was replaced is noticed by `LiveStampView.refresh()`,
@@ -31,6 +33,8 @@ STAMP = struct.Struct("<Q")
 SIZE = STAMP.size
 NAME = "live.stamp"
 MASK = (1 << 64) - 1
+STOPPED = 0
+READ_TRIES = 3         # an 8-byte read racing a write may see half of each: read until two agree
 LOCK_WAIT_S = 2.0      # an API process may hold a shared lock for the moment it checks
 
 
@@ -47,7 +51,7 @@ class LiveStamp:
         path = Path(path)
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._value = secrets.randbits(64)   # random per start: never continues an old sequence
+        self._value = secrets.randbits(64) or 1   # random per start: never continues an old sequence
         self._map: mmap.mmap | None = None
         self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
@@ -62,19 +66,25 @@ class LiveStamp:
 
     def bump(self) -> None:
         with self._lock:
-            self._value = (self._value + 1) & MASK
+            self._value = ((self._value + 1) & MASK) or 1
             if self._map is not None:
                 STAMP.pack_into(self._map, 0, self._value)
+
+    def stop(self) -> None:
+        """From now on nothing kept is answered: every read comes here (or gets 503). For good."""
+        with self._lock:
+            if self._map is not None:
+                STAMP.pack_into(self._map, 0, STOPPED)
+                self._map.close()
+                self._map = None
 
     def read(self) -> int:
         return self._value
 
     def close(self) -> None:
+        self.stop()
         with self._lock:
             if self._fd >= 0:
-                if self._map is not None:
-                    self._map.close()
-                    self._map = None
                 os.close(self._fd)       # and with it the lock
                 self._fd = -1
 
@@ -109,9 +119,20 @@ class LiveStampView:
         try:
             fcntl.flock(self._fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:       # the supervisor holds it: it is running
-            return int(STAMP.unpack_from(self._map, 0)[0])
+            value = self._value()
+            return None if value == STOPPED else value
         fcntl.flock(self._fd, fcntl.LOCK_UN)
         return None
+
+    def _value(self) -> int | None:
+        assert self._map is not None
+        last = STAMP.unpack_from(self._map, 0)[0]
+        for _ in range(READ_TRIES):
+            value = STAMP.unpack_from(self._map, 0)[0]
+            if value == last:
+                return int(value)
+            last = value
+        return None                   # changing as we look: do not answer from what was kept
 
     def refresh(self) -> None:
         """Map the file again if it is another file than the one mapped (or none was)."""

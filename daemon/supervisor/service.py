@@ -135,6 +135,7 @@ async def serve(state_dir: Path, options: dict, log: logging.Logger) -> int:
         log.info("supervisor stopping")
         sdnotify.notify("STOPPING=1")
     finally:
+        station.stop_answering()      # before the control socket closes: no kept answer outlives it
         if watchdog_task:
             watchdog_task.cancel()
         await supervisor.server.stop()

@@ -113,14 +113,21 @@ class Station:
     audio_streams: Any = None           # daemon.audiostream.server.AudioStreamServer (started by serve)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("doorstation"))
     mqtt: Any = None                    # daemon.mqtt.bridge.MqttBridge (broker link, HA discovery)
+    live: Any = None                    # daemon.control.livestamp.LiveStamp (its lock: this process's)
 
     def start(self) -> None:
         self.runtime.start()            # engine, configuration apply, door (locked), GPIO reader
         if self.mqtt is not None:
             self.mqtt.start()           # after the runtime's initial events: snapshot, then follow the log
 
+    def stop_answering(self) -> None:
+        """The API answers nothing from what it kept from now on (the shutdown may take seconds)."""
+        if self.live is not None:
+            self.live.stop()
+
     def close(self) -> None:
         """Reverse order; each step runs even if the one before failed."""
+        self.stop_answering()
         if self.mqtt is not None:
             try:
                 self.mqtt.close()       # "offline" to the broker, at most a few seconds
@@ -138,11 +145,14 @@ class Station:
                         self.hardware.close()   # relay driven locked again, lines and sound device released
                 finally:
                     self.store.close()
+                    if self.live is not None:
+                        self.live.close()   # the lock last: one supervisor until this one is done
 
 
 def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.Logger,
                  options: dict) -> Station:
-    """Raises StoreError, or StationConfigError for a bad hardware.toml, GPIO or sound device."""
+    """Raises StoreError, StationConfigError for a bad hardware.toml, GPIO or sound device, or
+    AlreadyRunning."""
     from daemon import hwconfig
     from daemon.control.livestamp import LiveStamp, live_stamp_path
     from daemon.sip.engine import SipEngine
@@ -151,16 +161,21 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
     from hw.gpio import GpioError
     from hw.station import open_station_hardware
     from hw.timers import AsyncioScheduler
-    store = Store.open(state_dir)
-    built: list[Callable[[], None]] = [store.close]
+    # The live state's change counter, locked for the process's life: first, so that a second
+    # supervisor on the same state touches nothing (not even the store's migrations); written
+    # before the commit below, since the API maps it again when it sees the store change.
+    live = LiveStamp(live_stamp_path(state_dir))
+    if not live.held:
+        live.close()
+        raise AlreadyRunning(f"another supervisor is running on {state_dir} (it holds "
+                             f"{live_stamp_path(state_dir)}): one station, one supervisor")
     try:
-        # The live state's change counter, before the commit below: the API maps it again when it
-        # sees the store change (daemon/control/livestamp.py).
-        live = LiveStamp(live_stamp_path(state_dir))     # mapped and locked for the process's life
-        if not live.held:
-            live.close()
-            raise AlreadyRunning(f"another supervisor is running on {state_dir} (it holds "
-                                 f"{live_stamp_path(state_dir)}): one station, one supervisor")
+        store = Store.open(state_dir)
+    except BaseException:
+        live.close()
+        raise
+    built: list[Callable[[], None]] = [live.close, store.close]
+    try:
         # A new supervisor may answer differently (another SIP stack's codecs): this commit ends
         # the answers the API kept from the last one (daemon/api/answers.py).
         with store.transaction() as tx:
@@ -198,7 +213,7 @@ def open_station(state_dir: Path, loop: asyncio.AbstractEventLoop, log: logging.
         audio_streams = _audio_streams(state_dir, audio, runtime, store, loop, log)
         from daemon.mqtt.bridge import open_bridge
         mqtt = open_bridge(store, sink, runtime, loop, log.getChild("mqtt"), state_dir)
-        return Station(store, sink, runtime, hardware, intercom, audio_streams, log, mqtt)
+        return Station(store, sink, runtime, hardware, intercom, audio_streams, log, mqtt, live)
     except BaseException:
         for close in reversed(built):
             try:
